@@ -1,0 +1,85 @@
+# ft — fine-tuning toolchain. Plain make: `make`, `make test`, `make demo`,
+# `make sanitize`, `make install PREFIX=...`. See README.md.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+BIN     ?= bin
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  ?= $(OPT)
+FT_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wvla -Wno-unused-parameter \
+	-Wstrict-prototypes -Wmissing-prototypes -pthread $(SAN)
+FT_CPPFLAGS = -D_GNU_SOURCE -Ilib -MMD -MP
+LDLIBS  = -lcjson -lutf8proc -lz -lm -pthread
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBFT     := $(BUILD)/libft.a
+
+TOOLS     := template split
+TOOL_BINS := $(TOOLS:%=$(BIN)/ft-%)
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test sanitize demo install clean bench check-tests
+.DEFAULT_GOAL := all
+
+all: $(DEPS_STAMP) $(TOOL_BINS)
+
+# Install missing Debian packages (apt-get as root; otherwise print the line).
+deps $(DEPS_STAMP): scripts/ensure-deps
+	@scripts/ensure-deps
+	@mkdir -p $(BUILD) && touch $(DEPS_STAMP)
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(FT_CPPFLAGS) $(FT_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBFT): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define tool_rule
+$(BIN)/ft-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBFT)
+	@mkdir -p $(BIN)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFT)
+	@mkdir -p $(@D)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+check-tests: all $(UNIT_BINS)
+
+test: check-tests
+	@FT_DEPS_EXTRA="python3 python3-jinja2" scripts/ensure-deps
+	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
+
+# Everything again under AddressSanitizer and UBSan, in its own build tree.
+sanitize:
+	$(MAKE) BUILD=build-san BIN=build-san/bin OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+demo: all
+	@examples/crosswoz/demo
+
+bench: all
+	@bench/template/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ft/templates \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 templates/*.jinja $(DESTDIR)$(PREFIX)/share/ft/templates/
+	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build build-san bin
+
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d) $(wildcard $(BUILD)/tests/unit/*.d)
+.SECONDARY:
