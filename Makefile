@@ -23,6 +23,9 @@ TOOL_BINS := $(TOOLS:%=$(BIN)/ft-%)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+TEST_TOOL_SRC := $(wildcard tests/tools/*.c)
+TEST_TOOLS    := $(TEST_TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test sanitize demo install clean bench check-tests
@@ -54,7 +57,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFT)
 	@mkdir -p $(@D)
 	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-check-tests: all $(UNIT_BINS)
+# test drivers used by tests/ref (not tests themselves: tests/run skips them)
+$(TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIBFT)
+	@mkdir -p $(@D)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+check-tests: all $(UNIT_BINS) $(TEST_TOOLS)
 
 test: check-tests
 	@FT_DEPS_EXTRA="python3 python3-jinja2" scripts/ensure-deps
@@ -81,5 +89,6 @@ install: all
 clean:
 	rm -rf build build-san bin
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d) $(wildcard $(BUILD)/tests/unit/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d) $(wildcard $(BUILD)/tests/unit/*.d) \
+	$(wildcard $(BUILD)/tests/tools/*.d)
 .SECONDARY:

@@ -86,3 +86,12 @@ void ft_arena_release(struct ft_arena *a)
 	a->head = NULL;
 	a->total = 0;
 }
+
+bool ft_arena_owns(const struct ft_arena *a, const void *p)
+{
+	const unsigned char *q = p;
+	for (const struct ft_arena_chunk *c = a->head; c; c = c->next)
+		if (q >= c->data && q < c->data + c->size)
+			return true;
+	return false;
+}

@@ -2,12 +2,51 @@
  * (compact, and Python json.dumps-compatible for the tojson filter). */
 #include "json.h"
 
+#include "arena.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- record arenas ---- */
+
+static _Thread_local struct ft_arena *record_arena;
+
+static bool arena_owns(const struct ft_arena *a, const void *p);
+
+static void *hook_malloc(size_t n)
+{
+	if (record_arena)
+		return ft_arena_alloc(record_arena, n);
+	return malloc(n);
+}
+
+static void hook_free(void *p)
+{
+	if (record_arena && arena_owns(record_arena, p))
+		return;
+	free(p);
+}
+
+void ft_json_use_arena(struct ft_arena *arena)
+{
+	static bool hooked;
+	if (!hooked) {
+		cJSON_Hooks hooks = { hook_malloc, hook_free };
+		cJSON_InitHooks(&hooks);
+		hooked = true;
+	}
+	record_arena = arena;
+}
+
+static bool arena_owns(const struct ft_arena *a, const void *p)
+{
+	return ft_arena_owns(a, p);
+}
 
 /* Number literals in document order: cJSON keeps object members and array
  * items in input order, so a scan of the text and a walk of the tree meet the
@@ -22,15 +61,28 @@ static int next_numlit(struct numlits *nl, const char **start, size_t *n)
 	const char *t = nl->text;
 	size_t i = nl->pos, len = nl->len;
 	while (i < len) {
-		char c = t[i];
+		unsigned char c = (unsigned char)t[i];
 		if (c == '"') {
-			for (i++; i < len && t[i] != '"'; i++)
-				if (t[i] == '\\')
-					i++;
+			/* jump to the closing quote: one not preceded by an odd run of
+			 * backslashes */
+			for (;;) {
+				const char *q = memchr(t + i + 1, '"', len - i - 1);
+				if (!q) {
+					i = len;
+					break;
+				}
+				i = (size_t)(q - t);
+				size_t bs = 0;
+				while (q - bs > t && q[-1 - (long)bs] == '\\')
+					bs++;
+				if (!(bs & 1))
+					break;
+			}
 			i++;
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			size_t s = i;
-			while (i < len && (strchr("0123456789+-.eE", t[i]) && t[i]))
+			while (i < len && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.' || t[i] == 'e' ||
+					   t[i] == 'E' || t[i] == '+' || t[i] == '-'))
 				i++;
 			*start = t + s;
 			*n = i - s;
@@ -57,7 +109,7 @@ static int annotate(cJSON *node, struct numlits *nl, struct ft_err *err)
 				node->type |= FT_JSON_INTLIT;
 				size_t digits = n - (s[0] == '-');
 				if (digits > 15) {  /* may not fit a double exactly: keep the text */
-					node->valuestring = malloc(n + 1);
+					node->valuestring = hook_malloc(n + 1);
 					if (!node->valuestring)
 						return ft_err_set(err, FT_E_NOMEM, "out of memory");
 					memcpy(node->valuestring, s, n);
@@ -240,41 +292,45 @@ int ft_fmt_jsonfloat(double d, char out[32])
 int ft_json_write_string(struct ft_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	int rc = ft_buf_reserve(b, len + 2);
+	/* worst case: every byte becomes \u00XX */
+	if (len > (SIZE_MAX - 3) / 6)
+		return FT_E_TOOBIG;
+	int rc = ft_buf_reserve(b, len * 6 + 2);
 	if (rc)
 		return rc;
-	b->data[b->len++] = '"';
-	size_t run = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if ((rc = ft_buf_append(b, s + run, i - run)))
-			return rc;
-		run = i + 1;
-		char esc[8];
-		size_t n = 2;
-		esc[0] = '\\';
+	char *o = b->data + b->len;
+	*o++ = '"';
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		const unsigned char *run = p;
+		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
+			p++;
+		memcpy(o, run, (size_t)(p - run));
+		o += p - run;
+		if (p == end)
+			break;
+		unsigned char c = *p++;
+		*o++ = '\\';
 		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
 		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			n = 6;
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
-		if ((rc = ft_buf_append(b, esc, n)))
-			return rc;
 	}
-	if ((rc = ft_buf_append(b, s + run, len - run)))
-		return rc;
-	return ft_buf_putc(b, '"');
+	*o++ = '"';
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = 0;
+	return FT_OK;
 }
 
 static int write_number(struct ft_buf *b, const cJSON *v, int py)

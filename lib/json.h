@@ -51,6 +51,14 @@ int ft_fmt_pyfloat(double d, char out[32]);
 /* json.dumps of a float: like repr but Infinity/-Infinity/NaN. */
 int ft_fmt_jsonfloat(double d, char out[32]);
 
+/* Record arenas: while an arena is set on a thread, cJSON trees made on that
+ * thread (ft_json_parse, cJSON_Create*) are carved from it and cJSON_Delete
+ * frees nothing of them; reset the arena after the record. Set NULL to go
+ * back to malloc. Trees made from an arena must be deleted (or dropped)
+ * while that arena is still set. */
+struct ft_arena;
+void ft_json_use_arena(struct ft_arena *arena);
+
 /* Dotted path lookup ("a.b.0.c"; numeric parts index arrays). NULL if absent. */
 const cJSON *ft_json_path(const cJSON *root, const char *path);
 

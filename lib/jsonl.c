@@ -135,6 +135,11 @@ long ft_jsonl_lineno(const struct ft_jsonl_reader *r)
 	return r->lineno;
 }
 
+long ft_jsonl_col_offset(const struct ft_jsonl_reader *r)
+{
+	return (long)r->bom;
+}
+
 const char *ft_jsonl_line(const struct ft_jsonl_reader *r, size_t *len)
 {
 	if (len)
@@ -168,6 +173,13 @@ static int fail(struct ft_jsonl_reader *r, struct ft_err *err, long line, long c
 	return code;
 }
 
+/* A broken gzip stream breaks at the line being read; a failed read(2)
+ * concerns the whole file. */
+static long io_line(const struct ft_jsonl_reader *r)
+{
+	return r->gz ? r->phys_line + 1 : 0;
+}
+
 /* I/O failures end the input: remember the message for later calls. */
 static void io_pending(struct ft_jsonl_reader *r, const char *msg)
 {
@@ -178,7 +190,7 @@ static void io_pending(struct ft_jsonl_reader *r, const char *msg)
 static int io_fail(struct ft_jsonl_reader *r, struct ft_err *err, const char *msg)
 {
 	io_pending(r, msg);
-	return fail(r, err, r->phys_line + 1, 0, FT_E_IO, "%s", msg);
+	return fail(r, err, io_line(r), 0, FT_E_IO, "%s", msg);
 }
 
 /* An error after made > 0 new bytes: hand out the bytes first. */
@@ -290,7 +302,7 @@ static long fill(struct ft_jsonl_reader *r, struct ft_err *err)
 {
 	char msg[160];
 	if (r->io_code)
-		return fail(r, err, r->phys_line + 1, 0, r->io_code, "%s", r->io_msg);
+		return fail(r, err, io_line(r), 0, r->io_code, "%s", r->io_msg);
 	if (r->gz)
 		return inflate_some(r, err);
 
@@ -454,34 +466,34 @@ int ft_jsonl_next_line(struct ft_jsonl_reader *r, const char **line, size_t *len
 }
 
 /* Replace the cJSON string *s by its NFC form when that differs. */
-static int nfc_string(struct ft_jsonl_reader *r, char **s)
+static int nfc_string(struct ft_buf *tmp, char **s)
 {
 	size_t len = strlen(*s);
 	if (ft_utf8_is_nfc(*s, len))
 		return FT_OK;
-	ft_buf_reset(&r->nfc);
-	int rc = ft_utf8_nfc(*s, len, &r->nfc);
+	ft_buf_reset(tmp);
+	int rc = ft_utf8_nfc(*s, len, tmp);
 	if (rc)
 		return rc;
-	char *copy = cJSON_malloc(r->nfc.len + 1);
+	char *copy = cJSON_malloc(tmp->len + 1);
 	if (!copy)
 		return FT_E_NOMEM;
-	memcpy(copy, r->nfc.data, r->nfc.len + 1);
+	memcpy(copy, tmp->data, tmp->len + 1);
 	cJSON_free(*s);
 	*s = copy;
 	return FT_OK;
 }
 
-static int nfc_tree(struct ft_jsonl_reader *r, cJSON *node)
+static int nfc_tree(struct ft_buf *tmp, cJSON *node)
 {
 	for (; node; node = node->next) {
 		int rc = FT_OK;
 		if (node->string && !(node->type & cJSON_StringIsConst))
-			rc = nfc_string(r, &node->string);
+			rc = nfc_string(tmp, &node->string);
 		if (!rc && (node->type & 0xFF) == cJSON_String && node->valuestring)
-			rc = nfc_string(r, &node->valuestring);
+			rc = nfc_string(tmp, &node->valuestring);
 		if (!rc && node->child)
-			rc = nfc_tree(r, node->child);
+			rc = nfc_tree(tmp, node->child);
 		if (rc)
 			return rc;
 	}
@@ -499,39 +511,60 @@ int ft_jsonl_next(struct ft_jsonl_reader *r, cJSON **rec, struct ft_err *err)
 	return ft_jsonl_parse_line(r, rec, err);
 }
 
+int ft_jsonl_parse(const char *line, size_t len, unsigned flags, long col_offset, cJSON **rec,
+		   struct ft_err *err)
+{
+	*rec = NULL;
+	/* cJSON skips a BOM before the value; only the input's first may be */
+	if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+		if (err)
+			err->col = 1 + col_offset;
+		return ft_err_set(err, FT_E_PARSE,
+				  "invalid JSON at column %ld: unexpected byte order mark",
+				  1 + col_offset);
+	}
+	cJSON *v;
+	int rc = ft_json_parse(line, len, &v, err);
+	if (rc) {
+		if (rc != FT_E_PARSE)
+			return rc;
+		char reason[FT_ERR_MSG];
+		snprintf(reason, sizeof reason, "%s", err ? err->msg : "unknown error");
+		long col = (err && err->col > 0 ? err->col : 1) + col_offset;
+		if (err)
+			err->col = col;
+		return ft_err_set(err, FT_E_PARSE, "invalid JSON at column %ld: %.900s", col, reason);
+	}
+	if (!cJSON_IsObject(v)) {
+		cJSON_Delete(v);
+		if (err)
+			err->col = 1 + col_offset;
+		return ft_err_set(err, FT_E_DATA, "not a JSON object");
+	}
+	if (flags & FT_JSONL_NFC) {
+		struct ft_buf tmp;
+		ft_buf_init(&tmp, 0);
+		rc = nfc_tree(&tmp, v);
+		ft_buf_release(&tmp);
+		if (rc) {
+			cJSON_Delete(v);
+			return ft_err_set(err, rc, "%s", rc == FT_E_NOMEM ?
+					  "out of memory" : "cannot normalise a string to NFC");
+		}
+	}
+	*rec = v;
+	return 1;
+}
+
 int ft_jsonl_parse_line(struct ft_jsonl_reader *r, cJSON **rec, struct ft_err *err)
 {
 	*rec = NULL;
 	if (!r->line)
 		return fail(r, err, r->lineno, 0, FT_E_INVAL, "no line to parse");
-	/* cJSON skips a BOM before the value; only the input's first may be */
-	if (r->line_len >= 3 && memcmp(r->line, "\xEF\xBB\xBF", 3) == 0)
-		return fail(r, err, r->lineno, 1 + (long)r->bom, FT_E_PARSE,
-			    "invalid JSON at column %ld: unexpected byte order mark",
-			    1 + (long)r->bom);
-	cJSON *v;
-	int rc = ft_json_parse(r->line, r->line_len, &v, err);
-	if (rc) {
-		char reason[FT_ERR_MSG];
-		snprintf(reason, sizeof reason, "%s", err ? err->msg : "unknown error");
-		if (rc != FT_E_PARSE)
-			return fail(r, err, r->lineno, 0, rc, "%s", reason);
-		long col = (err && err->col > 0 ? err->col : 1) + (long)r->bom;
-		return fail(r, err, r->lineno, col, FT_E_PARSE, "invalid JSON at column %ld: %s",
-			    col, reason);
+	int rc = ft_jsonl_parse(r->line, r->line_len, r->flags, (long)r->bom, rec, err);
+	if (rc < 0 && err) {
+		err->file = r->path;
+		err->line = r->lineno;
 	}
-	if (!cJSON_IsObject(v)) {
-		cJSON_Delete(v);
-		return fail(r, err, r->lineno, 1 + (long)r->bom, FT_E_DATA, "not a JSON object");
-	}
-	if (r->flags & FT_JSONL_NFC) {
-		rc = nfc_tree(r, v);
-		if (rc) {
-			cJSON_Delete(v);
-			return fail(r, err, r->lineno, 0, rc, "%s", rc == FT_E_NOMEM ?
-				    "out of memory" : "cannot normalise a string to NFC");
-		}
-	}
-	*rec = v;
-	return 1;
+	return rc;
 }

@@ -42,6 +42,11 @@ int ft_jsonl_next(struct ft_jsonl_reader *r, cJSON **rec, struct ft_err *err);
  * would (same checks, same errors); for callers that try a faster path
  * first. Returns 1 and sets *rec, or an FT_E_* code. */
 int ft_jsonl_parse_line(struct ft_jsonl_reader *r, cJSON **rec, struct ft_err *err);
+/* The same checks on a line handed over (e.g. to a worker thread): returns 1
+ * and sets *rec, or an error with err->col set (col_offset added, for a BOM
+ * stripped from the line) but not err->file/line. */
+int ft_jsonl_parse(const char *line, size_t len, unsigned flags, long col_offset, cJSON **rec,
+		   struct ft_err *err);
 
 /* Next raw line without parsing (UTF-8/NUL checks still apply): returns 1 and
  * sets *line and *len (valid until the next call), 0 at end, or an error. */
@@ -50,6 +55,8 @@ int ft_jsonl_next_line(struct ft_jsonl_reader *r, const char **line, size_t *len
 
 const char *ft_jsonl_name(const struct ft_jsonl_reader *r);  /* "<stdin>" for stdin */
 long ft_jsonl_lineno(const struct ft_jsonl_reader *r);       /* line of the last record */
+/* Bytes stripped from the front of the last line (a BOM), for columns. */
+long ft_jsonl_col_offset(const struct ft_jsonl_reader *r);
 /* The raw text of the last line returned (without line end). */
 const char *ft_jsonl_line(const struct ft_jsonl_reader *r, size_t *len);
 /* Compressed or plain bytes consumed so far (for progress). */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -117,6 +118,7 @@ static struct {
 	struct ft_progress prog;
 	unsigned long long records_seen;
 	struct ft_buf keytext;
+	const char **outs;            /* -o arguments */
 	const char *scan_paths[2];    /* -k PATH, or group and id */
 	size_t nscan_paths;
 	struct groups groups;
@@ -200,8 +202,8 @@ static void bad_record(const struct ft_err *err, int rc, bool report)
 	g.bad++;
 	if (g.bad <= BAD_SHOWN)
 		ft_report(err, "skipped: ");
-	if (g.bad == BAD_SHOWN)
-		ft_warn("more bad records are skipped without a message");
+	else if (g.bad == BAD_SHOWN + 1)
+		ft_warn("more bad records: skipped without a message, counted");
 }
 
 /* ---- group keys -------------------------------------------------------- */
@@ -634,6 +636,25 @@ static int spool_stdin(void)
 	return fd;
 }
 
+/* The option getopt stopped at, as typed: "--name" without "=value", or
+ * the short option character. */
+static const char *opt_name(const char *arg)
+{
+	static char name[64];
+	if (strncmp(arg, "--", 2) == 0)
+		snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(name, sizeof name, "-%c", optopt ? optopt : '?');
+	return name;
+}
+
+static bool is_device(const char *path)
+{
+	struct stat st;
+	return strcmp(path, "-") != 0 && stat(path, &st) == 0 && !S_ISREG(st.st_mode) &&
+	       !S_ISDIR(st.st_mode);
+}
+
 static bool is_stdin(const char *path)
 {
 	return strcmp(path, "-") == 0;
@@ -644,11 +665,13 @@ static void summary(void)
 	for (size_t i = 0; i < g.nsplits; i++) {
 		const struct split *sp = &g.splits[i];
 		const char *name = strcmp(sp->path, "-") == 0 ? "<stdout>" : sp->path;
+		const char *rs = sp->records == 1 ? "" : "s";
 		if (g.seen.given_up)
-			ft_warn("%s: %llu records, ~%.0f groups (estimated)", name, sp->records,
+			ft_warn("%s: %llu record%s, ~%.0f groups (estimated)", name, sp->records, rs,
 				hll_estimate(sp->hll));
 		else
-			ft_warn("%s: %llu records, %llu groups", name, sp->records, sp->groups);
+			ft_warn("%s: %llu record%s, %llu group%s", name, sp->records, rs, sp->groups,
+				sp->groups == 1 ? "" : "s");
 	}
 	if (g.skip_bad)
 		ft_warn("%llu bad record%s skipped", g.bad, g.bad == 1 ? "" : "s");
@@ -658,7 +681,8 @@ int main(int argc, char **argv)
 {
 	ft_cli_init(argv[0]);
 	const char *ratio = "8:1:1";
-	const char **outs = calloc((size_t)argc + 1, sizeof *outs);
+	/* in g, not on main's stack, so early returns do not leak it */
+	const char **outs = g.outs = calloc((size_t)argc + 1, sizeof *outs);
 	size_t nouts = 0;
 	if (!outs)
 		ft_die(FT_EXIT_DATA, "out of memory");
@@ -693,13 +717,9 @@ int main(int argc, char **argv)
 			ft_close_stdout();
 			return FT_EXIT_OK;
 		case ':':
-			if (optopt && optopt < 256)
-				ft_usage_error("option '-%c' needs a value", optopt);
-			ft_usage_error("option '%s' needs a value", argv[optind - 1]);
+			ft_usage_error("option '%s' needs a value", opt_name(argv[optind - 1]));
 		default:
-			if (optopt && optopt < 256)
-				ft_usage_error("unknown option '-%c'", optopt);
-			ft_usage_error("unknown option '%s'", argv[optind - 1]);
+			ft_usage_error("unknown option '%s'", opt_name(argv[optind - 1]));
 		}
 	}
 
@@ -711,9 +731,11 @@ int main(int argc, char **argv)
 	if (nouts != nparts)
 		ft_usage_error("ratio '%s' has %zu part%s but %zu output%s given", ratio, nparts,
 			       nparts == 1 ? "" : "s", nouts, nouts == 1 ? " is" : "s are");
+	/* two atomic outputs of one name would replace each other; a device
+	 * such as /dev/null may well take two */
 	for (size_t i = 0; i < nouts; i++)
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(outs[i], outs[j]) == 0)
+			if (strcmp(outs[i], outs[j]) == 0 && !is_device(outs[i]))
 				ft_usage_error("output '%s' given twice", outs[i]);
 	const char **inputs = (const char **)argv + optind;
 	size_t ninputs = (size_t)(argc - optind);
@@ -811,7 +833,7 @@ int main(int argc, char **argv)
 	free(g.seen.slots);
 	ft_arena_release(&g.groups.keys);
 	ft_buf_release(&g.keytext);
-	free(outs);
+	free(g.outs);
 	ft_close_stdout();
 	return FT_EXIT_OK;
 }

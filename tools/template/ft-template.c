@@ -9,6 +9,8 @@
  * messages plus the end-of-turn token that follows it. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "cli.h"
 #include "jinja.h"
@@ -39,6 +42,8 @@ static const char usage_text[] =
 	"                          prompt: one prompt sample per trained span, with\n"
 	"                          the span's text as 'reference'\n"
 	"  -o, --output FILE       write here instead of stdout (atomically)\n"
+	"  -j, --jobs N            render with N threads (default: the CPUs, at most 8);\n"
+	"                          the output is the same for any N\n"
 	"      --bos TOKEN         bos_token for the template\n"
 	"      --eos TOKEN         eos_token for the template\n"
 	"      --eot TOKEN         an end-of-turn token trained after assistant text\n"
@@ -82,6 +87,7 @@ struct opts {
 	const char *id_field, *group_field;
 	bool nfc, skip_bad, quiet, progress;
 	size_t max_line;
+	int jobs;
 };
 
 struct tmpl {
@@ -96,8 +102,10 @@ struct tmpl {
 
 struct stats {
 	unsigned long long records, samples, skipped, trained_bytes, bytes;
-	bool warned_no_eot;
 };
+
+/* set once by whichever thread first meets a template without end-of-turn */
+static atomic_bool warned_no_eot;
 
 static const char *const builtin_roles[] = { "system", "user", "assistant", "tool", "ipython",
 					      "function" };
@@ -694,8 +702,8 @@ static int write_common(struct ft_buf *b, const struct record_ctx *rc, const str
 		err = rc->group ? ft_json_write(b, rc->group) : write_id(b, rc);
 	for (int i = 0; i < o->nkeep && !err; i++) {
 		const cJSON *v = ft_json_path(rc->rec, o->keep[i]);
-		if (!v)
-			continue;
+		if (!v || !strcmp(o->keep[i], "id") || !strcmp(o->keep[i], "group"))
+			continue;  /* absent, or written already */
 		if (!(err = ft_buf_putc(b, ',')))
 			err = ft_json_write_string(b, o->keep[i], strlen(o->keep[i]));
 		if (!err && !(err = ft_buf_putc(b, ':')))
@@ -734,7 +742,7 @@ static size_t trailing_eot(const char *text, const struct ft_segment *segs, size
 	return 0;
 }
 
-static int emit_samples(struct ft_out *out, struct ft_buf *b, const struct record_ctx *rc,
+static int emit_samples(struct ft_buf *dst, struct ft_buf *b, const struct record_ctx *rc,
 			const struct ft_render *r, const struct ft_segments *segs,
 			const struct tmpl *t, const struct opts *o, struct stats *st)
 {
@@ -751,7 +759,7 @@ static int emit_samples(struct ft_out *out, struct ft_buf *b, const struct recor
 		if (err)
 			return err;
 		st->samples++;
-		return ft_out_write(out, b->data, b->len);
+		return ft_buf_append(dst, b->data, b->len);
 	}
 	/* prompt mode: one sample per trained span */
 	int k = 0;
@@ -790,7 +798,7 @@ static int emit_samples(struct ft_out *out, struct ft_buf *b, const struct recor
 		err = err ? err : ft_buf_puts(b, "}\n");
 		if (err)
 			return err;
-		err = ft_out_write(out, b->data, b->len);
+		err = ft_buf_append(dst, b->data, b->len);
 		if (err)
 			return err;
 		st->samples++;
@@ -862,7 +870,7 @@ static void set_ids(struct record_ctx *rc, const struct opts *o, unsigned long l
 /* Returns 0, or a data error already described in err. */
 static int process(struct record_ctx *rc, const struct tmpl *t, const struct opts *o,
 		   struct ft_tpl_vars *vars, struct ft_render *r, struct ft_segments *segs,
-		   struct ptrset *nodes, struct ft_out *out, struct ft_buf *b, struct stats *st,
+		   struct ptrset *nodes, struct ft_buf *dst, struct ft_buf *b, struct stats *st,
 		   struct ft_err *err)
 {
 	int e = normalise(o, t, rc, err);
@@ -893,11 +901,10 @@ static int process(struct record_ctx *rc, const struct tmpl *t, const struct opt
 		if (!rc->messages)
 			return bad(err, "template has no {%% generation %%} block and the record has no messages: nothing to train");
 		trainable_nodes(rc->messages, nodes);
-		if (!auto_train(segs, r->text.data ? r->text.data : "", nodes, t, o) && !st->warned_no_eot) {
+		if (!auto_train(segs, r->text.data ? r->text.data : "", nodes, t, o) &&
+		    !atomic_exchange(&warned_no_eot, true))
 			ft_warn("warning: %s: no end-of-turn token follows trained assistant text, so the "
 				"model will not learn to stop; name it with --eot TOKEN", t->name);
-			st->warned_no_eot = true;
-		}
 	}
 	ft_segments_merge(segs);
 	unsigned long long trained = 0;
@@ -906,14 +913,366 @@ static int process(struct record_ctx *rc, const struct tmpl *t, const struct opt
 			trained += segs->v[i].len;
 	if (!trained)
 		return bad(err, "no trained turn");
-	if ((e = emit_samples(out, b, rc, r, segs, t, o, st))) {
-		if (e == FT_E_IO)
-			ft_die(FT_EXIT_DATA, "%s: write error: %s", ft_out_name(out), strerror(errno));
-		return bad(err, "sample too large");
-	}
+	if ((e = emit_samples(dst, b, rc, r, segs, t, o, st)))
+		return bad(err, e == FT_E_NOMEM ? "out of memory" : "sample too large");
 	st->trained_bytes += trained;
 	st->bytes += r->text.len;
 	return FT_OK;
+}
+
+/* ---- batches and workers ----
+ * The main thread reads lines into batches; workers render whole batches
+ * into their own output buffers; the main thread writes finished batches in
+ * input order, so the output is the same for any number of workers, and the
+ * first error reported is the first in the input. */
+
+#define BATCH_LINES 512
+#define BATCH_BYTES ((size_t)4 << 20)
+
+struct entry {
+	size_t off, len;
+	const char *file;
+	long lineno, col_offset;
+	unsigned long long recno;
+	int err;               /* index into batch errs, or -1 */
+};
+
+enum batch_state { B_FREE, B_FILLING, B_READY, B_RUNNING, B_DONE };
+
+struct batch {
+	enum batch_state state;
+	unsigned long long seq;
+	struct ft_buf text;
+	struct entry *e;
+	int n, cap;
+	struct ft_err *errs;
+	int nerrs;
+	bool fatal_at_end;     /* the last entry is an unrecoverable read error */
+	struct ft_buf out;
+	struct stats st;
+	bool failed;
+	struct ft_err fail;    /* the first error, when not skipping */
+	char fail_prefix[200];
+};
+
+struct worker {
+	struct ft_tpl_vars *vars;
+	struct ft_render r;
+	struct ft_segments segs;
+	struct ptrset nodes;
+	struct ft_buf b;
+	struct ft_arena arena;
+	pthread_t thread;
+	struct pool *pool;
+};
+
+struct pool {
+	const struct tmpl *t;
+	const struct opts *o;
+	struct ft_out *out;
+	struct batch *ring;
+	int nring, nworkers;
+	struct worker *workers;
+	unsigned long long next_seq, next_write;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, failed;
+	struct stats st;
+	struct ft_progress prog;
+};
+
+static void worker_init(struct worker *w, struct pool *p)
+{
+	memset(w, 0, sizeof *w);
+	w->pool = p;
+	w->vars = ft_tpl_vars_new();
+	if (!w->vars)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	ft_render_init(&w->r);
+	ft_segments_init(&w->segs);
+	ft_buf_init(&w->b, 0);
+	ft_arena_init(&w->arena, 0);
+}
+
+static void worker_release(struct worker *w)
+{
+	ft_buf_release(&w->b);
+	free(w->nodes.v);
+	ft_segments_release(&w->segs);
+	ft_render_release(&w->r);
+	ft_tpl_vars_free(w->vars);
+	ft_arena_release(&w->arena);
+}
+
+static void run_batch(struct worker *w, struct batch *bt)
+{
+	const struct opts *o = w->pool->o;
+	ft_buf_reset(&bt->out);
+	memset(&bt->st, 0, sizeof bt->st);
+	bt->failed = false;
+	ft_json_use_arena(&w->arena);
+	for (int i = 0; i < bt->n; i++) {
+		struct entry *en = &bt->e[i];
+		bt->st.records++;
+		struct ft_err err;
+		ft_err_clear(&err);
+		const char *prefix = "";
+		char pbuf[200];
+		cJSON *rec = NULL;
+		int bad_rec = 0;
+		if (en->err >= 0) {
+			err = bt->errs[en->err];
+			bad_rec = 1;
+		} else if (ft_jsonl_parse(bt->text.data + en->off, en->len, o->nfc ? FT_JSONL_NFC : 0,
+					  en->col_offset, &rec, &err) < 0) {
+			bad_rec = 1;
+		} else {
+			struct record_ctx rctx = { .rec = rec };
+			set_ids(&rctx, o, en->recno);
+			if (process(&rctx, w->pool->t, o, w->vars, &w->r, &w->segs, &w->nodes, &bt->out,
+				    &w->b, &bt->st, &err)) {
+				bad_rec = 1;
+				snprintf(pbuf, sizeof pbuf, "record '%.150s': ", rctx.id_text);
+				prefix = pbuf;
+			}
+			if (rctx.messages_owned)
+				cJSON_Delete(rctx.messages);
+			cJSON_Delete(rec);
+		}
+		ft_arena_reset(&w->arena);
+		if (!bad_rec)
+			continue;
+		err.file = en->file;
+		err.line = en->lineno;
+		bool fatal = bt->fatal_at_end && i == bt->n - 1;
+		if (o->skip_bad && !fatal && err.code != FT_E_NOMEM) {
+			bt->st.skipped++;
+			continue;
+		}
+		bt->failed = true;
+		bt->fail = err;
+		snprintf(bt->fail_prefix, sizeof bt->fail_prefix, "%s", prefix);
+		break;
+	}
+	ft_json_use_arena(NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *p = w->pool;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct batch *pick = NULL;
+		for (int i = 0; i < p->nring; i++)
+			if (p->ring[i].state == B_READY && (!pick || p->ring[i].seq < pick->seq))
+				pick = &p->ring[i];
+		if (pick) {
+			pick->state = B_RUNNING;
+			pthread_mutex_unlock(&p->mu);
+			run_batch(w, pick);
+			pthread_mutex_lock(&p->mu);
+			pick->state = B_DONE;
+			pthread_cond_broadcast(&p->cv);
+		} else if (p->stop) {
+			break;
+		} else {
+			pthread_cond_wait(&p->cv, &p->mu);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void pool_start(struct pool *p, const struct tmpl *t, const struct opts *o,
+		       struct ft_out *out)
+{
+	memset(p, 0, sizeof *p);
+	p->t = t;
+	p->o = o;
+	p->out = out;
+	p->nworkers = o->jobs;
+	p->nring = o->jobs > 1 ? 2 * o->jobs + 2 : 1;
+	p->ring = calloc((size_t)p->nring, sizeof *p->ring);
+	p->workers = calloc((size_t)(o->jobs > 1 ? o->jobs : 1), sizeof *p->workers);
+	if (!p->ring || !p->workers)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (int i = 0; i < p->nring; i++) {
+		ft_buf_init(&p->ring[i].text, 0);
+		ft_buf_init(&p->ring[i].out, 0);
+	}
+	ft_progress_init(&p->prog, o->progress);
+	ft_json_use_arena(NULL);  /* install cJSON's hooks before any thread runs */
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (o->jobs > 1) {
+		for (int i = 0; i < o->jobs; i++) {
+			worker_init(&p->workers[i], p);
+			int e = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+			if (e)
+				ft_die(FT_EXIT_DATA, "cannot start a thread: %s", strerror(e));
+		}
+	} else {
+		worker_init(&p->workers[0], p);
+	}
+}
+
+/* Write out a finished batch (main thread, in order). */
+static void pool_write(struct pool *p, struct batch *bt)
+{
+	if (!p->failed) {
+		if (bt->out.len && ft_out_write(p->out, bt->out.data, bt->out.len))
+			ft_die(FT_EXIT_DATA, "%s: write error: %s", ft_out_name(p->out), strerror(errno));
+		p->st.records += bt->st.records;
+		p->st.samples += bt->st.samples;
+		p->st.skipped += bt->st.skipped;
+		p->st.trained_bytes += bt->st.trained_bytes;
+		p->st.bytes += bt->st.bytes;
+		if (bt->failed) {
+			ft_progress_done(&p->prog);
+			ft_report(&bt->fail, bt->fail_prefix[0] ? bt->fail_prefix : NULL);
+			p->failed = true;
+		}
+	}
+	bt->state = B_FREE;
+	p->next_write++;
+}
+
+/* An empty batch to fill, writing out finished ones as it waits. */
+static struct batch *pool_batch(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		/* write every finished batch that is next in order */
+		bool wrote = true;
+		while (wrote) {
+			wrote = false;
+			for (int i = 0; i < p->nring; i++) {
+				struct batch *bt = &p->ring[i];
+				if (bt->state == B_DONE && bt->seq == p->next_write) {
+					pool_write(p, bt);
+					wrote = true;
+				}
+			}
+		}
+		for (int i = 0; i < p->nring; i++)
+			if (p->ring[i].state == B_FREE) {
+				struct batch *bt = &p->ring[i];
+				bt->state = B_FILLING;
+				bt->seq = p->next_seq++;
+				bt->n = 0;
+				bt->nerrs = 0;
+				bt->fatal_at_end = false;
+				ft_buf_reset(&bt->text);
+				pthread_mutex_unlock(&p->mu);
+				return bt;
+			}
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+}
+
+static void pool_submit(struct pool *p, struct batch *bt)
+{
+	if (p->nworkers <= 1) {
+		run_batch(&p->workers[0], bt);
+		pthread_mutex_lock(&p->mu);
+		bt->state = B_DONE;
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	bt->state = B_READY;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait for every batch, write them, stop the workers. */
+static void pool_finish(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		bool pending = false;
+		for (int i = 0; i < p->nring; i++) {
+			struct batch *bt = &p->ring[i];
+			if (bt->state == B_DONE && bt->seq == p->next_write) {
+				pool_write(p, bt);
+				i = -1;
+				continue;
+			}
+		}
+		for (int i = 0; i < p->nring; i++)
+			pending |= p->ring[i].state != B_FREE;
+		if (!pending)
+			break;
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->nworkers > 1)
+		for (int i = 0; i < p->nworkers; i++)
+			pthread_join(p->workers[i].thread, NULL);
+	ft_progress_done(&p->prog);
+}
+
+static void pool_release(struct pool *p)
+{
+	for (int i = 0; i < (p->nworkers > 1 ? p->nworkers : 1); i++)
+		worker_release(&p->workers[i]);
+	for (int i = 0; i < p->nring; i++) {
+		ft_buf_release(&p->ring[i].text);
+		ft_buf_release(&p->ring[i].out);
+		free(p->ring[i].e);
+		free(p->ring[i].errs);
+	}
+	free(p->ring);
+	free(p->workers);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+}
+
+static struct entry *batch_entry(struct batch *bt)
+{
+	if (bt->n == bt->cap) {
+		bt->cap = bt->cap ? bt->cap * 2 : BATCH_LINES;
+		bt->e = xrealloc(bt->e, (size_t)bt->cap * sizeof *bt->e);
+	}
+	struct entry *en = &bt->e[bt->n++];
+	memset(en, 0, sizeof *en);
+	en->err = -1;
+	return en;
+}
+
+static void batch_add(struct batch *bt, const char *line, size_t len, const char *file,
+		      long lineno, long col_offset, unsigned long long recno)
+{
+	struct entry *en = batch_entry(bt);
+	en->off = bt->text.len;
+	en->len = len;
+	en->file = file;
+	en->lineno = lineno;
+	en->col_offset = col_offset;
+	en->recno = recno;
+	if (ft_buf_append(&bt->text, line, len))
+		ft_die(FT_EXIT_DATA, "out of memory");
+}
+
+static void batch_add_error(struct batch *bt, const struct ft_err *err, unsigned long long recno,
+			    bool fatal)
+{
+	bt->errs = xrealloc(bt->errs, (size_t)(bt->nerrs + 1) * sizeof *bt->errs);
+	bt->errs[bt->nerrs] = *err;
+	struct entry *en = batch_entry(bt);
+	en->err = bt->nerrs++;
+	en->file = err->file;
+	en->lineno = err->line;
+	en->recno = recno;
+	bt->fatal_at_end = fatal;
+}
+
+static bool batch_full(const struct batch *bt)
+{
+	return bt->n >= BATCH_LINES || bt->text.len >= BATCH_BYTES;
 }
 
 static void add_str(const char ***v, int *n, const char *s)
@@ -925,7 +1284,7 @@ static void add_str(const char ***v, int *n, const char *s)
 int main(int argc, char **argv)
 {
 	ft_cli_init("ft-template");
-	struct opts o = { .mode = MODE_TRAIN, .id_field = "id", .group_field = "group" };
+	struct opts o = { .mode = MODE_TRAIN, .id_field = "id", .group_field = "group", .jobs = 0 };
 	enum { O_BOS = 256, O_EOS, O_EOT, O_VAR, O_ROLE, O_KEEP, O_IDF, O_GRPF, O_NFC, O_SKIP,
 	       O_MAXLINE, O_LIST, O_PROGRESS, O_VERSION };
 	static const struct option longopts[] = {
@@ -933,6 +1292,7 @@ int main(int argc, char **argv)
 		{ "chat", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "bos", required_argument, NULL, O_BOS },
 		{ "eos", required_argument, NULL, O_EOS },
 		{ "eot", required_argument, NULL, O_EOT },
@@ -952,7 +1312,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "t:c:m:o:qh", longopts, NULL)) != -1) {
+	opterr = 0;  /* our own message for unknown options */
+	while ((c = getopt_long(argc, argv, ":t:c:m:o:j:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.template_file = optarg; break;
 		case 'c': o.chat_name = optarg; break;
@@ -965,6 +1326,7 @@ int main(int argc, char **argv)
 				ft_usage_error("invalid mode '%s': expected 'train' or 'prompt'", optarg);
 			break;
 		case 'o': o.output = optarg; break;
+		case 'j': o.jobs = (int)ft_opt_long("-j", optarg, 1, 256); break;
 		case O_BOS: o.bos = optarg; break;
 		case O_EOS: o.eos = optarg; break;
 		case O_EOT: add_str(&o.eot, &o.neot, optarg); break;
@@ -992,11 +1354,19 @@ int main(int argc, char **argv)
 		case O_PROGRESS: o.progress = true; break;
 		case 'h': fputs(usage_text, stdout); ft_close_stdout(); return 0;
 		case O_VERSION: printf("ft-template %s\n", FT_VERSION); ft_close_stdout(); return 0;
-		default: ft_usage_error("unknown option");
+		case ':': ft_usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				ft_usage_error("unknown option '-%c'", optopt);
+			ft_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!o.template_file == !o.chat_name)
 		ft_usage_error("give exactly one of -t FILE or -c NAME");
+	if (!o.jobs) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.jobs = n < 1 ? 1 : n > 8 ? 8 : (int)n;
+	}
 
 	struct tmpl t;
 	load_template(&t, &o);
@@ -1015,24 +1385,13 @@ int main(int argc, char **argv)
 	if (ft_out_open(&out, o.output, &err))
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
 
-	struct ft_tpl_vars *vars = ft_tpl_vars_new();
-	if (!vars)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	struct ft_render r;
-	ft_render_init(&r);
-	struct ft_segments segs;
-	ft_segments_init(&segs);
-	struct ptrset nodes = { 0 };
-	struct ft_buf b;
-	ft_buf_init(&b, 0);
-	struct stats st = { 0 };
-	struct ft_progress prog;
-	ft_progress_init(&prog, o.progress);
-	unsigned long long done_bytes = 0;
+	struct pool pool;
+	pool_start(&pool, &t, &o, out);
 
 	int status = FT_EXIT_OK;
+	unsigned long long recno = 0, done_bytes = 0;
 	int nfiles = argc - optind;
-	for (int fi = 0; fi < (nfiles ? nfiles : 1); fi++) {
+	for (int fi = 0; fi < (nfiles ? nfiles : 1) && !pool.failed; fi++) {
 		const char *path = nfiles ? argv[optind + fi] : "-";
 		struct ft_jsonl_reader *rd;
 		ft_err_clear(&err);
@@ -1041,60 +1400,45 @@ int main(int argc, char **argv)
 			status = FT_EXIT_DATA;
 			continue;
 		}
-		for (;;) {
-			cJSON *rec = NULL;
+		struct batch *bt = pool_batch(&pool);
+		while (!pool.failed) {
+			const char *line;
+			size_t len;
 			ft_err_clear(&err);
-			int rc = ft_jsonl_next(rd, &rec, &err);
+			int rc = ft_jsonl_next_line(rd, &line, &len, &err);
 			if (rc == 0)
 				break;
-			if (rc < 0) {
-				/* a bad line can be skipped; a broken file cannot */
-				if (rc == FT_E_IO || rc == FT_E_NOMEM || !o.skip_bad) {
-					ft_report(&err, NULL);
-					status = FT_EXIT_DATA;
-					break;
-				}
-				st.records++;
-				st.skipped++;
-				continue;
-			}
-			st.records++;
-			struct record_ctx rctx = { .rec = rec };
-			set_ids(&rctx, &o, st.records);
-			struct ft_err derr;
-			ft_err_clear(&derr);
-			int perr = process(&rctx, &t, &o, vars, &r, &segs, &nodes, out, &b, &st, &derr);
-			if (perr) {
-				derr.file = ft_jsonl_name(rd);
-				derr.line = ft_jsonl_lineno(rd);
-				if (o.skip_bad) {
-					st.skipped++;
-				} else {
-					char prefix[200];
-					snprintf(prefix, sizeof prefix, "record '%.150s': ", rctx.id_text);
-					ft_report(&derr, prefix);
-					status = FT_EXIT_DATA;
-				}
-			}
-			if (rctx.messages_owned)
-				cJSON_Delete(rctx.messages);
-			cJSON_Delete(rec);
-			if (status)
+			recno++;
+			if (rc == FT_E_IO || rc == FT_E_NOMEM) {
+				/* a broken file cannot go on: report after what came before */
+				batch_add_error(bt, &err, recno, true);
 				break;
-			ft_progress_update(&prog, st.records, done_bytes + ft_jsonl_bytes(rd));
+			}
+			if (rc < 0)
+				batch_add_error(bt, &err, recno, false);
+			else
+				batch_add(bt, line, len, ft_jsonl_name(rd), ft_jsonl_lineno(rd),
+					  ft_jsonl_col_offset(rd), recno);
+			if (batch_full(bt)) {
+				pool_submit(&pool, bt);
+				bt = pool_batch(&pool);
+			}
+			ft_progress_update(&pool.prog, recno, done_bytes + ft_jsonl_bytes(rd));
 		}
+		pool_submit(&pool, bt);
 		done_bytes += ft_jsonl_bytes(rd);
 		ft_jsonl_close(rd);
-		if (status)
-			break;
 	}
-	ft_progress_done(&prog);
+	pool_finish(&pool);
+	if (pool.failed)
+		status = FT_EXIT_DATA;
 	if (status) {
 		ft_out_abort(out);
 	} else if (ft_out_commit(out, &err)) {
 		ft_warn("%s", err.msg);
 		status = FT_EXIT_DATA;
 	}
+	struct stats st = pool.st;
 	if (!o.quiet && !status) {
 		fprintf(stderr, "ft-template: %llu records, %llu samples", st.records, st.samples);
 		if (st.skipped)
@@ -1103,11 +1447,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, ", %.1f%% of text trained", 100.0 * (double)st.trained_bytes / (double)st.bytes);
 		fputc('\n', stderr);
 	}
-	ft_buf_release(&b);
-	free(nodes.v);
-	ft_segments_release(&segs);
-	ft_render_release(&r);
-	ft_tpl_vars_free(vars);
+	pool_release(&pool);
 	ft_tpl_free(t.tpl);
 	cJSON_Delete(t.config);
 	free(t.bos);

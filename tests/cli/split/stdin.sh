@@ -1,0 +1,12 @@
+# Standard input: no FILE, "-", and after "--"; stdout as an output.
+set -e
+cp "$TESTDATA/split/users.jsonl" .
+ft-split -q -r 1:1 -o a1 -o b1 users.jsonl
+ft-split -q -r 1:1 -o a2 -o b2 <users.jsonl
+cmp a1 a2 && cmp b1 b2 && echo "no FILE: stdin"
+cat users.jsonl | ft-split -q -r 1:1 -o a3 -o b3 -
+cmp a1 a3 && cmp b1 b3 && echo "-: stdin"
+gzip -c users.jsonl | ft-split -q -r 1:1 -o a4 -o b4 -- -
+cmp a1 a4 && cmp b1 b4 && echo "gzip after --: stdin"
+ft-split -r 1:1 -o - -o b5 users.jsonl >a5
+cmp a1 a5 && echo "-o -: stdout"

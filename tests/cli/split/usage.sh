@@ -1,0 +1,18 @@
+# Usage errors: a reason and a hint on stderr, exit 2, nothing written.
+ft-split; echo "status $?"
+ft-split -o a -o b; echo "status $?"
+ft-split -r 1:1 -o a; echo "status $?"
+ft-split -r 1:x -o a -o b; echo "status $?"
+ft-split -r 0:0 -o a -o b; echo "status $?"
+ft-split -r 1.2345678901:1 -o a -o b; echo "status $?"
+ft-split -r 8:1:1: -o a -o b -o c; echo "status $?"
+ft-split -r 1:1 -o a -o a; echo "status $?"
+ft-split -s -1 -o a -o b -o c; echo "status $?"
+ft-split -s 18446744073709551616 -o a -o b -o c; echo "status $?"
+ft-split --max-line 12Q -o a -o b -o c; echo "status $?"
+ft-split -k '' -o a -o b -o c; echo "status $?"
+ft-split -x; echo "status $?"
+ft-split --bogus; echo "status $?"
+ft-split -o; echo "status $?"
+ft-split -r 1 -o a - -; echo "status $?"
+ls -A | grep -v '^\.std' || echo '(no files)'
