@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,14 +89,19 @@ struct split {
 /* A distinct group seen by --exact. */
 struct group {
 	uint64_t hash;
-	const char *key;              /* NULL marks an empty slot */
+	const char *key;
 	size_t len;
 	unsigned split;
 };
 
+/* The groups in one dense array (sorted in place for the assignment) and an
+ * open-addressing index of 32-bit positions into it, 0 for an empty slot:
+ * small and contiguous, since millions of groups are random lookups. */
 struct groups {
-	struct group *slots;
-	size_t cap, count;
+	struct group *items;
+	size_t count, cap;
+	uint32_t *index;
+	size_t nslots;
 	struct ft_arena keys;
 };
 
@@ -341,7 +347,7 @@ static double hll_estimate(const uint8_t *reg)
 	}
 	double e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
 	if (e <= 2.5 * m && zeros)
-		e = m * __builtin_log(m / (double)zeros);
+		e = m * log(m / (double)zeros);
 	return e;
 }
 
@@ -390,51 +396,62 @@ static bool seen_add(uint64_t h)
 
 /* ---- --exact: the table of groups -------------------------------------- */
 
+static void groups_reindex(struct groups *t, size_t nslots)
+{
+	uint32_t *index = calloc(nslots, sizeof *index);
+	if (!index)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (size_t i = 0; i < t->count; i++) {
+		size_t j = (size_t)t->items[i].hash & (nslots - 1);
+		while (index[j])
+			j = (j + 1) & (nslots - 1);
+		index[j] = (uint32_t)(i + 1);
+	}
+	free(t->index);
+	t->index = index;
+	t->nslots = nslots;
+}
+
 static struct group *groups_find(uint64_t h, const char *key, size_t len, bool add)
 {
 	struct groups *t = &g.groups;
-	if (add && 2 * (t->count + 1) > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		struct group *slots = calloc(cap, sizeof *slots);
-		if (!slots)
-			ft_die(FT_EXIT_DATA, "out of memory");
-		for (size_t i = 0; i < t->cap; i++) {
-			if (!t->slots[i].key)
-				continue;
-			size_t j = (size_t)t->slots[i].hash & (cap - 1);
-			while (slots[j].key)
-				j = (j + 1) & (cap - 1);
-			slots[j] = t->slots[i];
-		}
-		free(t->slots);
-		t->slots = slots;
-		t->cap = cap;
+	if (add && 2 * (t->count + 1) > t->nslots) {
+		if (t->count >= UINT32_MAX - 1)
+			ft_die(FT_EXIT_DATA, "more than %u groups", UINT32_MAX - 1);
+		groups_reindex(t, t->nslots ? t->nslots * 2 : 1024);
 	}
-	if (!t->cap)
+	if (!t->nslots)
 		return NULL;
-	size_t j = (size_t)h & (t->cap - 1);
-	for (; t->slots[j].key; j = (j + 1) & (t->cap - 1)) {
-		struct group *gr = &t->slots[j];
+	size_t j = (size_t)h & (t->nslots - 1);
+	for (; t->index[j]; j = (j + 1) & (t->nslots - 1)) {
+		struct group *gr = &t->items[t->index[j] - 1];
 		if (gr->hash == h && gr->len == len && memcmp(gr->key, key, len) == 0)
 			return gr;
 	}
 	if (!add)
 		return NULL;
-	struct group *gr = &t->slots[j];
-	/* the arena keeps a NUL after the key, so an empty key is not NULL */
+	if (t->count == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct group *items = realloc(t->items, cap * sizeof *items);
+		if (!items)
+			ft_die(FT_EXIT_DATA, "out of memory");
+		t->items = items;
+		t->cap = cap;
+	}
+	struct group *gr = &t->items[t->count];
 	gr->key = ft_arena_strndup(&t->keys, key, len);
 	if (!gr->key)
 		ft_die(FT_EXIT_DATA, "out of memory");
 	gr->hash = h;
 	gr->len = len;
-	t->count++;
+	gr->split = 0;
+	t->index[j] = (uint32_t)++t->count;
 	return gr;
 }
 
 static int group_order(const void *a, const void *b)
 {
-	const struct group *x = *(const struct group *const *)a;
-	const struct group *y = *(const struct group *const *)b;
+	const struct group *x = a, *y = b;
 	if (x->hash != y->hash)
 		return x->hash < y->hash ? -1 : 1;
 	size_t n = x->len < y->len ? x->len : y->len;
@@ -450,14 +467,10 @@ static void assign_groups(void)
 {
 	struct groups *t = &g.groups;
 	size_t G = t->count;
-	struct group **order = malloc((G ? G : 1) * sizeof *order);
-	if (!order)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	size_t k = 0;
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].key)
-			order[k++] = &t->slots[i];
-	qsort(order, G, sizeof *order, group_order);
+	if (G > 1)
+		qsort(t->items, G, sizeof *t->items, group_order);
+	if (t->nslots)
+		groups_reindex(t, t->nslots);  /* the items moved */
 
 	/* exact integer arithmetic: G * w fits 128 bits (w < 2^60) */
 	unsigned __int128 W = 0;
@@ -488,10 +501,9 @@ static void assign_groups(void)
 		while (quota[s] == 0)
 			s++;
 		quota[s]--;
-		order[i]->split = (unsigned)s;
+		t->items[i].split = (unsigned)s;
 		g.splits[s].groups++;
 	}
-	free(order);
 	free(quota);
 	free(rem);
 	free(extra);
@@ -829,7 +841,8 @@ int main(int argc, char **argv)
 		summary();
 
 	free(g.splits);
-	free(g.groups.slots);
+	free(g.groups.items);
+	free(g.groups.index);
 	free(g.seen.slots);
 	ft_arena_release(&g.groups.keys);
 	ft_buf_release(&g.keytext);
