@@ -5,35 +5,35 @@
 #
 # The one difference, by necessity: jq's tojson has no indent, so the search
 # arguments and return records are embedded as compact JSON ({"a":1}) where
-# the recipe wants json.dumps(indent=4); jq also prints 4.0 as 4. Everything
-# else (rounds, roles, flags, segment boundaries) is the same.
+# the recipe wants json.dumps(indent=4, ensure_ascii=False); jq 1.6 also
+# prints 4.0 as 4. Rounds, roles, trained flags and segment boundaries are
+# ft-template's: the blank line after a turn joins the next turn's
+# "[Round i]" and role prefix in one template segment, laid out in one pass
+# like peer.py (an empty content string would leave an empty data segment;
+# the hotel data has none).
 
-def piece(text; train; template): {text: text, train: train, template: template};
+def seg(text; train; template): {text: text, train: train, template: template};
 
-# Merge neighbouring pieces with the same flags, drop empty ones.
-def merge:
-  reduce (.[] | select(.text != "")) as $p ([];
-    if length > 0 and .[-1].train == $p.train and .[-1].template == $p.template
-    then .[-1].text += $p.text
-    else . + [$p] end);
+def segments:
+  foreach .dialog[] as $t ({round: 0, sep: ""};
+      .lead = .sep
+      | if $t.role == "user" or $t.role == "return"
+        then .lead += "[Round \(.round)]\n\n" | .round += 1 else . end
+      | .sep = "\n\n";
+      .lead as $lead
+      | if $t.role == "user" then
+          seg($lead + "user: "; false; true), seg($t.content; false; false)
+        elif $t.role == "return" then
+          seg($lead + "return:\n"; false; true), seg($t.records | tojson; false; false)
+        elif $t.role == "search" then
+          (if $lead != "" then seg($lead; false; true) else empty end),
+          seg("search:\n"; true; true),
+          seg($t.arguments | with_entries(select(.value != null)) | tojson; true; false),
+          seg("</s>"; true; true)
+        elif $t.role == "assistant" then
+          (if $lead != "" then seg($lead; false; true) else empty end),
+          seg("assistant: "; true; true), seg($t.content; true; false), seg("</s>"; true; true)
+        else error("unknown turn role: \($t.role)") end);
 
-. as $rec
-| reduce $rec.dialog[] as $t ({round: 0, pieces: []};
-    (if $t.role == "user" or $t.role == "return"
-     then .pieces += [piece("[Round \(.round)]\n\n"; false; true)] | .round += 1
-     else . end)
-    | if $t.role == "user" then
-        .pieces += [piece("user: "; false; true), piece($t.content; false; false),
-                    piece("\n\n"; false; true)]
-      elif $t.role == "search" then
-        .pieces += [piece("search:\n"; true; true),
-                    piece($t.arguments | with_entries(select(.value != null)) | tojson; true; false),
-                    piece("</s>"; true; true), piece("\n\n"; false; true)]
-      elif $t.role == "return" then
-        .pieces += [piece("return:\n"; false; true), piece($t.records | tojson; false; false),
-                    piece("\n\n"; false; true)]
-      elif $t.role == "assistant" then
-        .pieces += [piece("assistant: "; true; true), piece($t.content; true; false),
-                    piece("</s>"; true; true), piece("\n\n"; false; true)]
-      else error("unknown turn role: \($t.role)") end)
-| {id: $rec.id, group: ($rec.group // $rec.id), segments: (.pieces | merge)}
+{id, group: (.group // .id),
+ segments: ([segments] + (if (.dialog | length) > 0 then [seg("\n\n"; false; true)] else [] end))}
