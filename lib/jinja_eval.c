@@ -3,10 +3,22 @@
  * Values follow Python's rules where chat templates can see them: str() and
  * repr() of lists and dicts, float repr, truthiness, comparisons, dict
  * attribute-then-item lookup, jinja2's Undefined (renders empty, fails on
- * attribute access). Strings carry spans saying which bytes came from data
- * (and from which cJSON node) and which were rendered inside
- * {% generation %}; every operation keeps them (concatenation and slicing
- * exactly, transformations by tainting the whole result). */
+ * use with jinja2's messages), generators (filters such as select and map
+ * give one: always true, no len(), used up by iteration), scopes (loops,
+ * macros, block sets, filter blocks, with and generation blocks keep their
+ * sets inside). Integers are 64-bit: results beyond fail rather than differ.
+ * tests/ref/jinja2.sh compares all this with Python's jinja2.
+ *
+ * Strings carry spans saying which bytes came from data (and from which
+ * cJSON node) and which were rendered inside {% generation %}; every
+ * operation keeps them (concatenation and slicing exactly, transformations
+ * by tainting the whole result). Numbers, booleans and None from data
+ * render as template text (they cannot hold special tokens).
+ *
+ * Errors longjmp to ft_tpl_render. Heap scratch buffers are registered with
+ * the render (tmp_register) so such a jump frees them; recursion is bounded
+ * (MAX_EVAL_DEPTH, MAX_CALL_DEPTH, and the parser's MAX_NEST), so hostile
+ * templates and data fail cleanly instead of overflowing the stack. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +40,13 @@
 #define MAX_OUTPUT ((size_t)256 << 20)   /* one render */
 #define MAX_STRING ((size_t)64 << 20)    /* one string made by * or replace */
 #define MAX_CALL_DEPTH 200
+/* evaluation recursion (expressions, blocks, macro calls, comparisons of
+ * nested values): the parser bounds a template's depth, this bounds the sum
+ * over recursive macro calls */
+#define MAX_EVAL_DEPTH 3000
+
+/* keeps big frames out of the recursive evaluator */
+#define NOINLINE __attribute__((noinline))
 
 struct binding {
 	char *name;
@@ -51,7 +70,14 @@ struct vmacro {
 	struct scope *closure;
 };
 
+struct tmpbuf {
+	void *p;       /* struct ft_buf or struct ft_render */
+	bool is_buf;
+};
+
 struct rt {
+	struct tmpbuf *tmp;   /* scratch buffers alive now (see tmp_register) */
+	int ntmp, captmp;
 	const struct ft_tpl *t;
 	struct ft_tpl_vars *vars;
 	struct ft_arena *arena;
@@ -59,8 +85,18 @@ struct rt {
 	unsigned train;
 	struct ft_err *err;
 	jmp_buf fail;
-	int depth;
+	int depth;       /* macro calls */
+	int edepth;      /* evaluation recursion */
 };
+
+static _Noreturn void rt_fail(struct rt *rt, const struct node *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void enter(struct rt *rt, const struct node *at)
+{
+	if (++rt->edepth > MAX_EVAL_DEPTH)
+		rt_fail(rt, at, "maximum recursion depth exceeded");
+}
 
 /* ---- errors ---- */
 
@@ -77,6 +113,31 @@ void rt_fail(struct rt *rt, const struct node *at, const char *fmt, ...)
 		va_end(ap);
 	}
 	longjmp(rt->fail, 1);
+}
+
+/* Python type names as jinja2's object_type_repr() gives them. */
+enum utype { UT_NONE = 1, UT_BOOL, UT_INT, UT_FLOAT, UT_STR, UT_LIST, UT_TUPLE, UT_DICT,
+	     UT_NS, UT_LOOP, UT_MACRO, UT_FUNC, UT_TYPE, UT_METHOD, UT_OBJECT };
+
+static const char *const utype_names[] = {
+	"", "None", "bool object", "int object", "float object", "str object", "list object",
+	"tuple object", "dict object", "jinja2.utils.Namespace object",
+	"jinja2.runtime.LoopContext object", "jinja2.runtime.Macro object", "function object",
+	"type object", "builtin_function_or_method object", "object",
+};
+
+/* Using an Undefined: fail with jinja2's UndefinedError message. */
+static _Noreturn void undef_fail(struct rt *rt, const struct node *at, struct jval u)
+{
+	const char *name = u.undef_name ? u.undef_name : "None";
+	if (u.uobj == U_HINT)
+		rt_fail(rt, at, "%s", name);
+	if (u.uobj == U_NAME)
+		rt_fail(rt, at, "'%s' is undefined", name);
+	const char *type = utype_names[(u.uobj & ~U_ELEMENT) < UT_OBJECT ? u.uobj & ~U_ELEMENT : UT_OBJECT];
+	if (u.uobj & U_ELEMENT)
+		rt_fail(rt, at, "%s has no element %s", type, name);
+	rt_fail(rt, at, "'%s' has no attribute '%s'", type, name);
 }
 
 static void *ralloc(struct rt *rt, size_t n)
@@ -264,20 +325,73 @@ static struct jstr *derived(struct rt *rt, const char *p, size_t n, const struct
 	return r;
 }
 
-/* A builder for strings assembled from pieces (join, concatenation). */
+/* Scratch buffers (builders below, ft_buf for encoders) own heap memory;
+ * they live in the render arena and are registered with the render, so an
+ * error anywhere (a longjmp) cannot leak them: the render frees whatever is
+ * still registered when it ends. */
+static void tmp_register(struct rt *rt, void *p, bool is_buf)
+{
+	if (rt->ntmp == rt->captmp) {
+		/* the registry itself lives in the render arena */
+		int cap = rt->captmp ? rt->captmp * 2 : 16;
+		struct tmpbuf *t = ft_arena_alloc(rt->arena, (size_t)cap * sizeof *t);
+		if (!t) {
+			if (is_buf)
+				ft_buf_release(p);
+			else
+				ft_render_release(p);
+			if (rt->err)
+				ft_err_set(rt->err, FT_E_NOMEM, "out of memory while rendering");
+			longjmp(rt->fail, 2);
+		}
+		if (rt->ntmp)
+			memcpy(t, rt->tmp, (size_t)rt->ntmp * sizeof *t);
+		rt->tmp = t;
+		rt->captmp = cap;
+	}
+	rt->tmp[rt->ntmp++] = (struct tmpbuf){ p, is_buf };
+}
+
+/* Release p and drop it from the registry (usually the last entry). */
+static void tmp_release(struct rt *rt, void *p)
+{
+	for (int i = rt->ntmp - 1; i >= 0; i--)
+		if (rt->tmp[i].p == p) {
+			if (rt->tmp[i].is_buf)
+				ft_buf_release(p);
+			else
+				ft_render_release(p);
+			rt->tmp[i] = rt->tmp[--rt->ntmp];
+			return;
+		}
+}
+
+static struct ft_buf *tb_new(struct rt *rt, size_t max)
+{
+	struct ft_buf *b = ralloc(rt, sizeof *b);
+	ft_buf_init(b, max);
+	tmp_register(rt, b, true);
+	return b;
+}
+
+/* A builder for strings assembled from pieces (join, concatenation),
+ * keeping the provenance spans. */
 struct sb {
 	struct ft_render r;
 };
 
-static void sb_init(struct sb *b)
+static struct sb *sb_new(struct rt *rt)
 {
+	struct sb *b = ralloc(rt, sizeof *b);
 	ft_render_init(&b->r);
+	tmp_register(rt, &b->r, false);
+	return b;
 }
 
 static struct jstr *sb_done(struct rt *rt, struct sb *b)
 {
 	struct jstr *s = render_to_jstr(rt, &b->r);
-	ft_render_release(&b->r);
+	tmp_release(rt, &b->r);
 	return s;
 }
 
@@ -287,6 +401,25 @@ static struct jval undef(const char *name)
 {
 	struct jval v = { .kind = V_UNDEF };
 	v.undef_name = name;
+	return v;
+}
+
+/* An Undefined whose message is hint (jinja2's Undefined(hint=...)). */
+static struct jval undef_hint(const char *hint)
+{
+	struct jval v = undef(hint);
+	v.uobj = U_HINT;
+	return v;
+}
+
+static uint8_t utype_of(struct jval v);
+
+/* The Undefined that a missing attribute (or, with element, item) of obj
+ * is; name must outlive the render. */
+static struct jval undef_of(struct jval obj, const char *name, bool element)
+{
+	struct jval v = undef(name);
+	v.uobj = (uint8_t)(utype_of(obj) | (element ? U_ELEMENT : 0));
 	return v;
 }
 
@@ -322,7 +455,19 @@ static struct jval from_json(struct rt *rt, const cJSON *n)
 	case cJSON_True: return mkbool(true);
 	case cJSON_False: return mkbool(false);
 	case cJSON_Number:
-		return ft_json_is_int(n) ? mkint(ft_json_int(n)) : mkfloat(n->valuedouble);
+		if (!ft_json_is_int(n))
+			return mkfloat(n->valuedouble);
+		if (n->valuestring) {
+			/* digits kept by the JSON reader: beyond int64, keep them */
+			errno = 0;
+			(void)strtoll(n->valuestring, NULL, 10);
+			if (errno == ERANGE) {
+				struct jval v = { .kind = V_BIGINT };
+				v.j = n;
+				return v;
+			}
+		}
+		return mkint(ft_json_int(n));
 	case cJSON_String:
 		return mkstr(data_str(rt, n->valuestring, strlen(n->valuestring), n));
 	case cJSON_Array:
@@ -336,20 +481,65 @@ static struct jval from_json(struct rt *rt, const cJSON *n)
 	}
 }
 
+/* What jinja2 returns as a generator. */
+static struct jval mkgen(struct vlist *l)
+{
+	l->view = VIEW_GEN;
+	l->tuple = false;
+	struct jval v = { .kind = V_LIST };
+	v.l = l;
+	return v;
+}
+
+static bool is_dict_view(struct jval v)
+{
+	return v.kind == V_LIST && v.l->view >= VIEW_ITEMS && v.l->view <= VIEW_VALUES;
+}
+
 static bool is_json_obj(struct jval v) { return v.kind == V_JSON && cJSON_IsObject(v.j); }
 static bool is_json_arr(struct jval v) { return v.kind == V_JSON && cJSON_IsArray(v.j); }
-static bool is_seq(struct jval v) { return v.kind == V_LIST || is_json_arr(v); }
+static bool is_gen(struct jval v) { return v.kind == V_LIST && v.l->view == VIEW_GEN; }
+/* lists and tuples (not generators: they cannot be indexed, sized, added) */
+static bool is_seq(struct jval v) { return (v.kind == V_LIST && !is_gen(v)) || is_json_arr(v); }
 static bool is_map(struct jval v) { return v.kind == V_DICT || is_json_obj(v); }
-static bool is_num(struct jval v) { return v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL; }
+static bool is_num(struct jval v)
+{
+	return v.kind == V_INT || v.kind == V_FLOAT || v.kind == V_BOOL || v.kind == V_BIGINT;
+}
 
 static double num(struct jval v)
 {
-	return v.kind == V_FLOAT ? v.f : v.kind == V_INT ? (double)v.i : (double)v.b;
+	switch (v.kind) {
+	case V_FLOAT: return v.f;
+	case V_INT: return (double)v.i;
+	case V_BOOL: return (double)v.b;
+	case V_BIGINT: return v.j->valuedouble;
+	default: return 0;
+	}
+}
+
+/* A double truncated toward zero, saturating (Python's int() of a float
+ * that does not fit 64 bits would be exact; NaN gives 0). */
+static int64_t trunc_i64(double d)
+{
+	if (!(d == d))
+		return 0;
+	if (d >= 9223372036854775807.0)
+		return INT64_MAX;
+	if (d <= -9223372036854775808.0)
+		return INT64_MIN;
+	return (int64_t)d;
 }
 
 static int64_t inum(struct jval v)
 {
-	return v.kind == V_INT ? v.i : v.kind == V_BOOL ? v.b : (int64_t)v.f;
+	switch (v.kind) {
+	case V_INT: return v.i;
+	case V_BOOL: return v.b;
+	case V_FLOAT: return trunc_i64(v.f);
+	case V_BIGINT: return ft_json_int(v.j);
+	default: return 0;
+	}
 }
 
 static const char *type_name(struct jval v)
@@ -358,10 +548,13 @@ static const char *type_name(struct jval v)
 	case V_UNDEF: return "Undefined";
 	case V_NONE: return "NoneType";
 	case V_BOOL: return "bool";
-	case V_INT: return "int";
+	case V_INT: case V_BIGINT: return "int";
 	case V_FLOAT: return "float";
 	case V_STR: return "str";
-	case V_LIST: return v.l->tuple ? "tuple" : "list";
+	case V_LIST:
+		return v.l->view == VIEW_GEN ? "generator" :
+		       v.l->view == VIEW_ITEMS ? "dict_items" : v.l->view == VIEW_KEYS ? "dict_keys" :
+		       v.l->view == VIEW_VALUES ? "dict_values" : v.l->tuple ? "tuple" : "list";
 	case V_DICT: return "dict";
 	case V_JSON: return cJSON_IsArray(v.j) ? "list" : "dict";
 	case V_NS: return "Namespace";
@@ -371,6 +564,28 @@ static const char *type_name(struct jval v)
 	case V_LOOP: return "LoopContext";
 	}
 	return "object";
+}
+
+enum globals_id { G_RANGE, G_DICT, G_NAMESPACE, G_RAISE, G_STRFTIME };
+
+static uint8_t utype_of(struct jval v)
+{
+	switch (v.kind) {
+	case V_NONE: return UT_NONE;
+	case V_BOOL: return UT_BOOL;
+	case V_INT: case V_BIGINT: return UT_INT;
+	case V_FLOAT: return UT_FLOAT;
+	case V_STR: return UT_STR;
+	case V_LIST: return v.l->tuple ? UT_TUPLE : UT_LIST;
+	case V_DICT: return UT_DICT;
+	case V_JSON: return cJSON_IsArray(v.j) ? UT_LIST : UT_DICT;
+	case V_NS: return UT_NS;
+	case V_LOOP: return UT_LOOP;
+	case V_MACRO: return UT_MACRO;
+	case V_FUNC: return v.func == G_DICT || v.func == G_NAMESPACE ? UT_TYPE : UT_FUNC;
+	case V_METHOD: return UT_METHOD;
+	default: return UT_OBJECT;
+	}
 }
 
 static size_t json_count(const cJSON *n)
@@ -463,6 +678,13 @@ static struct vlist *to_list(struct rt *rt, struct jval v, const struct node *at
 	case V_UNDEF:
 		return newlist(rt, 0);
 	case V_LIST:
+		if (is_gen(v)) {
+			/* iterating a generator uses it up */
+			struct vlist *rest = newlist(rt, v.l->n - v.l->pos);
+			memcpy(rest->items, v.l->items + v.l->pos, rest->n * sizeof *rest->items);
+			v.l->pos = v.l->n;
+			return rest;
+		}
 		return v.l;
 	case V_JSON: {
 		struct vlist *l = newlist(rt, json_count(v.j));
@@ -506,9 +728,10 @@ static bool truthy(struct jval v)
 	case V_UNDEF: case V_NONE: return false;
 	case V_BOOL: return v.b;
 	case V_INT: return v.i != 0;
+	case V_BIGINT: return true;
 	case V_FLOAT: return v.f != 0;
 	case V_STR: return v.s->len != 0;
-	case V_LIST: return v.l->n != 0;
+	case V_LIST: return v.l->n != 0 || is_gen(v);  /* a generator is always true */
 	case V_DICT: return v.d->n != 0;
 	case V_JSON: return v.j->child != NULL;
 	default: return true;
@@ -520,7 +743,10 @@ static int64_t length(struct rt *rt, struct jval v, const struct node *at)
 	switch (v.kind) {
 	case V_UNDEF: return 0;
 	case V_STR: return (int64_t)ft_utf8_count(v.s->p, v.s->len);
-	case V_LIST: return (int64_t)v.l->n;
+	case V_LIST:
+		if (is_gen(v))
+			rt_fail(rt, at, "object of type 'generator' has no len()");
+		return (int64_t)v.l->n;
 	case V_DICT: case V_NS: return (int64_t)v.d->n;
 	case V_JSON: return (int64_t)json_count(v.j);
 	default: rt_fail(rt, at, "object of type '%s' has no len()", type_name(v));
@@ -529,9 +755,25 @@ static int64_t length(struct rt *rt, struct jval v, const struct node *at)
 
 /* ---- equality and ordering (Python) ---- */
 
+static bool equals_(struct rt *rt, struct jval a, struct jval b);
+
 static bool equals(struct rt *rt, struct jval a, struct jval b)
 {
+	enter(rt, NULL);
+	bool r = equals_(rt, a, b);
+	rt->edepth--;
+	return r;
+}
+
+static bool equals_(struct rt *rt, struct jval a, struct jval b)
+{
 	if (is_num(a) && is_num(b)) {
+		if (a.kind == V_BIGINT || b.kind == V_BIGINT) {
+			if (a.kind == V_BIGINT && b.kind == V_BIGINT)
+				return !strcmp(a.j->valuestring, b.j->valuestring);
+			/* an int64 never equals a bigger integer */
+			return a.kind == V_FLOAT || b.kind == V_FLOAT ? num(a) == num(b) : false;
+		}
 		if (a.kind != V_FLOAT && b.kind != V_FLOAT)
 			return inum(a) == inum(b);
 		return num(a) == num(b);
@@ -542,6 +784,8 @@ static bool equals(struct rt *rt, struct jval a, struct jval b)
 		return a.kind == b.kind;
 	if (a.kind == V_UNDEF || b.kind == V_UNDEF)
 		return a.kind == b.kind;
+	if (is_gen(a) || is_gen(b))
+		return a.kind == b.kind && a.l == b.l;
 	if (is_seq(a) && is_seq(b)) {
 		bool ta = a.kind == V_LIST && a.l->tuple, tb = b.kind == V_LIST && b.l->tuple;
 		if (ta != tb)
@@ -580,10 +824,22 @@ static bool equals(struct rt *rt, struct jval a, struct jval b)
 	}
 }
 
+static int compare_(struct rt *rt, struct jval a, struct jval b, const struct node *at);
+
 static int compare(struct rt *rt, struct jval a, struct jval b, const struct node *at)
 {
+	enter(rt, at);
+	int r = compare_(rt, a, b, at);
+	rt->edepth--;
+	return r;
+}
+
+static int compare_(struct rt *rt, struct jval a, struct jval b, const struct node *at)
+{
+	if (a.kind == V_UNDEF || b.kind == V_UNDEF)
+		undef_fail(rt, at, a.kind == V_UNDEF ? a : b);
 	if (is_num(a) && is_num(b)) {
-		if (a.kind != V_FLOAT && b.kind != V_FLOAT)
+		if (a.kind != V_FLOAT && b.kind != V_FLOAT && a.kind != V_BIGINT && b.kind != V_BIGINT)
 			return inum(a) < inum(b) ? -1 : inum(a) > inum(b);
 		double x = num(a), y = num(b);
 		return x < y ? -1 : x > y;
@@ -628,7 +884,7 @@ static struct jstr *float_str(struct rt *rt, double f)
 	return lit_copy(rt, tmp, (size_t)n);
 }
 
-static struct jstr *to_str(struct rt *rt, struct jval v)
+static NOINLINE struct jstr *to_str(struct rt *rt, struct jval v)
 {
 	switch (v.kind) {
 	case V_STR: return v.s;
@@ -636,12 +892,12 @@ static struct jstr *to_str(struct rt *rt, struct jval v)
 	case V_NONE: return lit(rt, "None", 4);
 	case V_BOOL: return v.b ? lit(rt, "True", 4) : lit(rt, "False", 5);
 	case V_INT: return int_str(rt, v.i);
+	case V_BIGINT: return lit(rt, v.j->valuestring, strlen(v.j->valuestring));
 	case V_FLOAT: return float_str(rt, v.f);
 	default: {
-		struct sb b;
-		sb_init(&b);
-		repr_into(rt, &b.r, v, 0);
-		return sb_done(rt, &b);
+		struct sb *b = sb_new(rt);
+		repr_into(rt, &b->r, v, 0);
+		return sb_done(rt, b);
 	}
 	}
 }
@@ -664,38 +920,35 @@ static void repr_str(struct rt *rt, struct ft_render *r, const struct jstr *s)
 {
 	bool sq = memchr(s->p, '\'', s->len) != NULL, dq = memchr(s->p, '"', s->len) != NULL;
 	char q = sq && !dq ? '"' : '\'';
-	struct ft_buf b;
-	ft_buf_init(&b, 0);
-	int rc = ft_buf_putc(&b, q);
+	struct ft_buf *b = tb_new(rt, MAX_STRING);
+	int rc = ft_buf_putc(b, q);
 	for (size_t i = 0; i < s->len && !rc;) {
 		int32_t cp;
 		int k = ft_utf8_decode(s->p + i, s->len - i, &cp);
 		if (cp == q || cp == '\\')
-			rc = ft_buf_printf(&b, "\\%c", (char)cp);
+			rc = ft_buf_printf(b, "\\%c", (char)cp);
 		else if (cp == '\n')
-			rc = ft_buf_puts(&b, "\\n");
+			rc = ft_buf_puts(b, "\\n");
 		else if (cp == '\r')
-			rc = ft_buf_puts(&b, "\\r");
+			rc = ft_buf_puts(b, "\\r");
 		else if (cp == '\t')
-			rc = ft_buf_puts(&b, "\\t");
+			rc = ft_buf_puts(b, "\\t");
 		else if (!py_printable(cp))
-			rc = cp < 0x100 ? ft_buf_printf(&b, "\\x%02x", cp) :
-			     cp < 0x10000 ? ft_buf_printf(&b, "\\u%04x", cp) :
-					    ft_buf_printf(&b, "\\U%08x", cp);
+			rc = cp < 0x100 ? ft_buf_printf(b, "\\x%02x", cp) :
+			     cp < 0x10000 ? ft_buf_printf(b, "\\u%04x", cp) :
+					    ft_buf_printf(b, "\\U%08x", cp);
 		else
-			rc = ft_buf_append(&b, s->p + i, (size_t)k);
+			rc = ft_buf_append(b, s->p + i, (size_t)k);
 		i += (size_t)k;
 	}
 	if (!rc)
-		rc = ft_buf_putc(&b, q);
-	if (rc) {
-		ft_buf_release(&b);
-		rt_fail(rt, NULL, "out of memory");
-	}
-	char *copy = ralloc(rt, b.len + 1);
-	memcpy(copy, b.data, b.len);
-	size_t n = b.len;
-	ft_buf_release(&b);
+		rc = ft_buf_putc(b, q);
+	if (rc)
+		rt_fail(rt, NULL, rc == FT_E_TOOBIG ? "string too long" : "out of memory");
+	char *copy = ralloc(rt, b->len + 1);
+	memcpy(copy, b->data, b->len);
+	size_t n = b->len;
+	tmp_release(rt, b);
 	put(rt, r, derived(rt, copy, n, s), 0);
 }
 
@@ -709,9 +962,20 @@ static void repr_into(struct rt *rt, struct ft_render *r, struct jval v, int dep
 		return;
 	case V_LIST:
 	case V_JSON:
+		if (is_gen(v)) {
+			/* Python shows an address here: this cannot match */
+			put_lit(rt, r, "<generator object>", 18);
+			return;
+		}
 		if (v.kind == V_LIST || cJSON_IsArray(v.j)) {
 			bool tuple = v.kind == V_LIST && v.l->tuple;
 			struct vlist *l = to_list(rt, v, NULL);
+			if (is_dict_view(v)) {
+				/* dict_items([...]) */
+				const char *name = type_name(v);
+				put_lit(rt, r, name, strlen(name));
+				put_lit(rt, r, "(", 1);
+			}
 			put_lit(rt, r, tuple ? "(" : "[", 1);
 			for (size_t i = 0; i < l->n; i++) {
 				if (i)
@@ -721,6 +985,8 @@ static void repr_into(struct rt *rt, struct ft_render *r, struct jval v, int dep
 			if (tuple && l->n == 1)
 				put_lit(rt, r, ",", 1);
 			put_lit(rt, r, tuple ? ")" : "]", 1);
+			if (is_dict_view(v))
+				put_lit(rt, r, ")", 1);
 			return;
 		}
 		put_lit(rt, r, "{", 1);
@@ -773,6 +1039,50 @@ static void repr_into(struct rt *rt, struct ft_render *r, struct jval v, int dep
 	}
 }
 
+/* ---- arguments ---- */
+
+static struct jval undef_hint(const char *hint);
+
+/* An argument Python requires to be an int (bool counts). */
+static int64_t need_int(struct rt *rt, struct jval v, const struct node *at)
+{
+	if (v.kind == V_UNDEF)
+		undef_fail(rt, at, v);
+	if (v.kind == V_BIGINT)
+		rt_fail(rt, at, "Python int too large to convert to C ssize_t");
+	if (v.kind != V_INT && v.kind != V_BOOL)
+		rt_fail(rt, at, "'%s' object cannot be interpreted as an integer", type_name(v));
+	return inum(v);
+}
+
+struct args {
+	struct jval *pos;
+	int npos;
+	const char **kwn;
+	struct jval *kwv;
+	int nkw;
+};
+
+static struct jval arg(const struct args *a, int i, const char *name, struct jval dflt)
+{
+	if (i >= 0 && i < a->npos)
+		return a->pos[i];
+	for (int k = 0; k < a->nkw; k++)
+		if (!strcmp(a->kwn[k], name))
+			return a->kwv[k];
+	return dflt;
+}
+
+static bool has_arg(const struct args *a, int i, const char *name)
+{
+	if (i >= 0 && i < a->npos)
+		return true;
+	for (int k = 0; k < a->nkw; k++)
+		if (!strcmp(a->kwn[k], name))
+			return true;
+	return false;
+}
+
 /* ---- tojson (Python json.dumps) ---- */
 
 static const void *first_origin(struct rt *rt, struct jval v, int depth)
@@ -802,8 +1112,140 @@ static const void *first_origin(struct rt *rt, struct jval v, int depth)
 	return NULL;
 }
 
-static void dumps(struct rt *rt, struct ft_buf *b, struct jval v, int indent, int depth,
-		  const struct node *at)
+/* json.dumps options (transformers' tojson filter). */
+struct dumpopts {
+	const char *indent;      /* NULL: no indent (indent=None) */
+	size_t indent_len;
+	const char *item_sep, *key_sep;
+	size_t item_sep_len, key_sep_len;
+	bool ensure_ascii, sort_keys;
+	int plain_indent;        /* >= -1: the defaults but an int indent (-1 None), which
+				  * lib/json's ft_json_write_py_depth writes fast */
+};
+
+/* A JSON string literal as Python's json encoders write it. */
+static int dump_string(struct ft_buf *b, const char *p, size_t n, bool ensure_ascii)
+{
+	if (!ensure_ascii)
+		return ft_json_write_string(b, p, n);
+	int rc = ft_buf_putc(b, '"');
+	for (size_t i = 0; i < n && !rc;) {
+		int32_t cp;
+		int k = ft_utf8_decode(p + i, n - i, &cp);
+		i += (size_t)k;
+		switch (cp) {
+		case '"': rc = ft_buf_puts(b, "\\\""); break;
+		case '\\': rc = ft_buf_puts(b, "\\\\"); break;
+		case '\n': rc = ft_buf_puts(b, "\\n"); break;
+		case '\r': rc = ft_buf_puts(b, "\\r"); break;
+		case '\t': rc = ft_buf_puts(b, "\\t"); break;
+		case '\b': rc = ft_buf_puts(b, "\\b"); break;
+		case '\f': rc = ft_buf_puts(b, "\\f"); break;
+		default:
+			if (cp >= ' ' && cp <= '~')
+				rc = ft_buf_putc(b, (char)cp);
+			else if (cp < 0x10000)
+				rc = ft_buf_printf(b, "\\u%04x", (unsigned)cp);
+			else
+				rc = ft_buf_printf(b, "\\u%04x\\u%04x", 0xD800 + ((unsigned)(cp - 0x10000) >> 10),
+						   0xDC00 + ((unsigned)(cp - 0x10000) & 0x3FF));
+		}
+	}
+	return rc ? rc : ft_buf_putc(b, '"');
+}
+
+static int dump_newline(struct ft_buf *b, const struct dumpopts *o, int depth)
+{
+	int rc = ft_buf_putc(b, '\n');
+	for (int k = 0; k < depth && !rc; k++)
+		rc = ft_buf_append(b, o->indent, o->indent_len);
+	return rc;
+}
+
+static int cmp_json_keys(const void *x, const void *y)
+{
+	const cJSON *a = *(const cJSON *const *)x, *b = *(const cJSON *const *)y;
+	return strcmp(a->string ? a->string : "", b->string ? b->string : "");
+}
+
+/* json.dumps of a JSON tree from the data: numbers as the data wrote them
+ * (integers exactly, floats as Python's repr). */
+static void dumps_json(struct rt *rt, struct ft_buf *b, const cJSON *v, const struct dumpopts *o,
+		       int depth, const struct node *at)
+{
+	int rc = 0;
+	char tmp[32];
+	if (depth > 500)
+		rt_fail(rt, at, "maximum recursion depth exceeded in tojson");
+	switch (v->type & 0xFF) {
+	case cJSON_NULL: rc = ft_buf_puts(b, "null"); break;
+	case cJSON_True: rc = ft_buf_puts(b, "true"); break;
+	case cJSON_False: rc = ft_buf_puts(b, "false"); break;
+	case cJSON_Number:
+		if (ft_json_is_int(v) && v->valuestring)
+			rc = ft_buf_puts(b, v->valuestring);
+		else if (ft_json_is_int(v))
+			rc = ft_buf_printf(b, "%" PRId64, ft_json_int(v));
+		else
+			rc = ft_buf_append(b, tmp, (size_t)ft_fmt_jsonfloat(v->valuedouble, tmp));
+		break;
+	case cJSON_String:
+		rc = dump_string(b, v->valuestring, strlen(v->valuestring), o->ensure_ascii);
+		break;
+	case cJSON_Array:
+	case cJSON_Object: {
+		bool obj = cJSON_IsObject(v);
+		size_t n = json_count(v);
+		rc = ft_buf_putc(b, obj ? '{' : '[');
+		if (!n) {
+			rc = rc ? rc : ft_buf_putc(b, obj ? '}' : ']');
+			break;
+		}
+		const cJSON **kids = NULL;
+		if (obj && o->sort_keys) {
+			kids = ralloc(rt, n * sizeof *kids);
+			size_t i = 0;
+			for (const cJSON *c = v->child; c; c = c->next)
+				kids[i++] = c;
+			qsort(kids, n, sizeof *kids, cmp_json_keys);
+		}
+		const cJSON *c = v->child;
+		for (size_t i = 0; i < n && !rc; i++, c = c->next) {
+			const cJSON *kid = kids ? kids[i] : c;
+			if (i)
+				rc = ft_buf_append(b, o->item_sep, o->item_sep_len);
+			if (!rc && o->indent)
+				rc = dump_newline(b, o, depth + 1);
+			if (!rc && obj) {
+				const char *k = kid->string ? kid->string : "";
+				rc = dump_string(b, k, strlen(k), o->ensure_ascii);
+				rc = rc ? rc : ft_buf_append(b, o->key_sep, o->key_sep_len);
+			}
+			if (!rc)
+				dumps_json(rt, b, kid, o, depth + 1, at);
+		}
+		if (!rc && o->indent)
+			rc = dump_newline(b, o, depth);
+		rc = rc ? rc : ft_buf_putc(b, obj ? '}' : ']');
+		break;
+	}
+	default:
+		rc = ft_buf_puts(b, "null");
+	}
+	if (rc)
+		rt_fail(rt, at, "tojson output too large");
+}
+
+static int cmp_dict_keys(const void *x, const void *y)
+{
+	const struct vkv *a = x, *b = y;
+	int c = memcmp(a->key.s->p, b->key.s->p, a->key.s->len < b->key.s->len ? a->key.s->len : b->key.s->len);
+	return c ? c : (a->key.s->len > b->key.s->len) - (a->key.s->len < b->key.s->len);
+}
+
+/* Python's json.dumps(v, ensure_ascii, indent, separators, sort_keys). */
+static void dumps(struct rt *rt, struct ft_buf *b, struct jval v, const struct dumpopts *o,
+		  int depth, const struct node *at)
 {
 	int rc = 0;
 	char tmp[32];
@@ -813,74 +1255,128 @@ static void dumps(struct rt *rt, struct ft_buf *b, struct jval v, int indent, in
 	case V_NONE: rc = ft_buf_puts(b, "null"); break;
 	case V_BOOL: rc = ft_buf_puts(b, v.b ? "true" : "false"); break;
 	case V_INT: rc = ft_buf_printf(b, "%" PRId64, v.i); break;
+	case V_BIGINT: rc = ft_buf_puts(b, v.j->valuestring); break;
 	case V_FLOAT: rc = ft_buf_append(b, tmp, (size_t)ft_fmt_jsonfloat(v.f, tmp)); break;
-	case V_STR: rc = ft_json_write_string(b, v.s->p, v.s->len); break;
-	case V_JSON: rc = ft_json_write_py_depth(b, v.j, indent, depth); break;
+	case V_STR: rc = dump_string(b, v.s->p, v.s->len, o->ensure_ascii); break;
+	case V_JSON:
+		if (o->plain_indent >= -1)
+			rc = ft_json_write_py_depth(b, v.j, o->plain_indent, depth);
+		else
+			dumps_json(rt, b, v.j, o, depth, at);
+		break;
 	case V_LIST:
 	case V_DICT: {
 		bool dict = v.kind == V_DICT;
+		if (is_dict_view(v) || is_gen(v))
+			rt_fail(rt, at, "Object of type %s is not JSON serializable", type_name(v));
 		size_t n = dict ? v.d->n : v.l->n;
 		rc = ft_buf_putc(b, dict ? '{' : '[');
 		if (!n) {
 			rc = rc ? rc : ft_buf_putc(b, dict ? '}' : ']');
 			break;
 		}
-		for (size_t i = 0; i < n && !rc; i++) {
-			if (indent >= 0) {
-				rc = ft_buf_putc(b, '\n');
-				for (int k = 0; k < indent * (depth + 1) && !rc; k++)
-					rc = ft_buf_putc(b, ' ');
-			}
-			if (dict) {
+		struct vkv *items = dict ? v.d->items : NULL;
+		if (dict) {
+			/* keys become strings first, as json.dumps does */
+			items = ralloc(rt, n * sizeof *items);
+			for (size_t i = 0; i < n; i++) {
 				struct jval k = v.d->items[i].key;
+				items[i] = v.d->items[i];
 				if (k.kind == V_STR)
-					rc = ft_json_write_string(b, k.s->p, k.s->len);
-				else if (k.kind == V_INT || k.kind == V_FLOAT || k.kind == V_BOOL ||
-					 k.kind == V_NONE) {
-					struct ft_buf kb;
-					ft_buf_init(&kb, 0);
-					dumps(rt, &kb, k, -1, 0, at);
-					rc = ft_json_write_string(b, kb.data, kb.len);
-					ft_buf_release(&kb);
-				} else
+					continue;
+				if (k.kind != V_INT && k.kind != V_BIGINT && k.kind != V_FLOAT &&
+				    k.kind != V_BOOL && k.kind != V_NONE)
 					rt_fail(rt, at, "keys must be str, int, float, bool or None, not %s",
 						type_name(k));
-				rc = rc ? rc : ft_buf_puts(b, ": ");
-				if (!rc)
-					dumps(rt, b, v.d->items[i].val, indent, depth + 1, at);
-			} else {
-				dumps(rt, b, v.l->items[i], indent, depth + 1, at);
+				struct ft_buf *kb = tb_new(rt, 0);
+				dumps(rt, kb, k, o, 0, at);
+				items[i].key = mkstr(lit_copy(rt, kb->data ? kb->data : "", kb->len));
+				tmp_release(rt, kb);
 			}
-			if (i + 1 < n && !rc)
-				rc = ft_buf_puts(b, indent >= 0 ? "," : ", ");
+			if (o->sort_keys) {
+				for (size_t i = 0; i < n; i++)
+					if (v.d->items[i].key.kind != V_STR && v.d->items[0].key.kind == V_STR)
+						rt_fail(rt, at, "'<' not supported between instances of '%s' and 'str'",
+							type_name(v.d->items[i].key));
+				qsort(items, n, sizeof *items, cmp_dict_keys);
+			}
 		}
-		if (!rc && indent >= 0) {
-			rc = ft_buf_putc(b, '\n');
-			for (int k = 0; k < indent * depth && !rc; k++)
-				rc = ft_buf_putc(b, ' ');
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (i)
+				rc = ft_buf_append(b, o->item_sep, o->item_sep_len);
+			if (!rc && o->indent)
+				rc = dump_newline(b, o, depth + 1);
+			if (rc)
+				break;
+			if (dict) {
+				rc = dump_string(b, items[i].key.s->p, items[i].key.s->len, o->ensure_ascii);
+				rc = rc ? rc : ft_buf_append(b, o->key_sep, o->key_sep_len);
+				if (!rc)
+					dumps(rt, b, items[i].val, o, depth + 1, at);
+			} else {
+				dumps(rt, b, v.l->items[i], o, depth + 1, at);
+			}
 		}
+		if (!rc && o->indent)
+			rc = dump_newline(b, o, depth);
 		rc = rc ? rc : ft_buf_putc(b, dict ? '}' : ']');
 		break;
 	}
-	case V_NS:
-		dumps(rt, b, (struct jval){ .kind = V_DICT, .d = v.d }, indent, depth, at);
-		break;
 	default:
-		rt_fail(rt, at, "Object of type %s is not JSON serializable", type_name(v));
+		rt_fail(rt, at, "Object of type %s is not JSON serializable",
+			v.kind == V_NS ? "Namespace" : v.kind == V_LOOP ? "LoopContext" : type_name(v));
 	}
 	if (rc)
 		rt_fail(rt, at, "tojson output too large");
 }
 
-static struct jstr *tojson(struct rt *rt, struct jval v, int indent, const struct node *at)
+/* The tojson filter: transformers' tojson(x, ensure_ascii=False,
+ * indent=None, separators=None, sort_keys=False). */
+static struct jstr *tojson(struct rt *rt, struct jval v, struct args *a, const struct node *at)
 {
-	struct ft_buf b;
-	ft_buf_init(&b, MAX_STRING);
-	dumps(rt, &b, v, indent, 0, at);
-	char *p = ralloc(rt, b.len + 1);
-	memcpy(p, b.data ? b.data : "", b.len);
-	size_t n = b.len;
-	ft_buf_release(&b);
+	struct dumpopts o = { .item_sep = ", ", .key_sep = ": ", .item_sep_len = 2, .key_sep_len = 2,
+			      .plain_indent = -1 };
+	struct jval nil = none();
+	o.ensure_ascii = truthy(arg(a, 0, "ensure_ascii", mkbool(false)));
+	struct jval ind = arg(a, 1, "indent", nil);
+	if (ind.kind == V_STR) {
+		o.indent = ind.s->p;
+		o.indent_len = ind.s->len;
+		o.plain_indent = -2;
+	} else if (ind.kind == V_INT || ind.kind == V_BOOL) {
+		int64_t k = inum(ind);
+		if (k > 1000)
+			rt_fail(rt, at, "tojson: indent too large");
+		char *sp = ralloc(rt, k > 0 ? (size_t)k + 1 : 1);
+		memset(sp, ' ', k > 0 ? (size_t)k : 0);
+		o.indent = sp;
+		o.indent_len = k > 0 ? (size_t)k : 0;
+		o.plain_indent = (int)o.indent_len;
+	} else if (ind.kind != V_NONE) {
+		rt_fail(rt, at, "tojson: indent must be an integer or a string, not %s", type_name(ind));
+	}
+	if (o.indent)
+		o.item_sep_len = 1;  /* "," */
+	struct jval seps = arg(a, 2, "separators", nil);
+	if (seps.kind != V_NONE) {
+		struct vlist *l = is_seq(seps) ? to_list(rt, seps, at) : NULL;
+		if (!l || l->n != 2 || l->items[0].kind != V_STR || l->items[1].kind != V_STR)
+			rt_fail(rt, at, "tojson: separators must be a pair of strings");
+		o.item_sep = l->items[0].s->p;
+		o.item_sep_len = l->items[0].s->len;
+		o.key_sep = l->items[1].s->p;
+		o.key_sep_len = l->items[1].s->len;
+		o.plain_indent = -2;
+	}
+	o.sort_keys = truthy(arg(a, 3, "sort_keys", mkbool(false)));
+	if (o.sort_keys || o.ensure_ascii)
+		o.plain_indent = -2;
+	struct ft_buf *b = tb_new(rt, MAX_STRING);
+	dumps(rt, b, v, &o, 0, at);
+	char *p = ralloc(rt, b->len + 1);
+	memcpy(p, b->data ? b->data : "", b->len);
+	size_t n = b->len;
+	tmp_release(rt, b);
 	const void *origin = first_origin(rt, v, 0);
 	return origin ? data_str(rt, p, n, origin) : lit(rt, p, n);
 }
@@ -907,9 +1403,8 @@ static void scope_set(struct rt *rt, struct scope *s, const char *name, struct j
 	dict_set(rt, &s->vars, mkstr(lit(rt, name, n)), v);
 }
 
-enum globals_id { G_RANGE, G_DICT, G_NAMESPACE, G_RAISE, G_STRFTIME, G_LIPSUM_NONE };
 
-static bool lookup(struct rt *rt, struct scope *s, const char *name, size_t n, struct jval *out)
+static NOINLINE bool lookup(struct rt *rt, struct scope *s, const char *name, size_t n, struct jval *out)
 {
 	for (; s; s = s->parent) {
 		struct vkv *kv = dict_find_name(&s->vars, name, n);
@@ -945,16 +1440,20 @@ enum method_id {
 	M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_STARTSWITH, M_ENDSWITH, M_UPPER,
 	M_LOWER, M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN,
 	M_SPLITLINES, M_ISDIGIT, M_ISALPHA, M_ISALNUM, M_ISSPACE, M_ISUPPER, M_ISLOWER,
+	M_REMOVEPREFIX, M_REMOVESUFFIX, M_PARTITION, M_RPARTITION, M_SINDEX, M_RINDEX, M_LJUST,
+	M_RJUST, M_CENTER, M_ZFILL,
 	M_STR_END,
 	M_ITEMS = M_STR_END, M_KEYS, M_VALUES, M_GET, M_DICT_END,
 	M_INDEX = M_DICT_END, M_LCOUNT, M_LIST_END,
-	M_CYCLE = M_LIST_END,
+	M_CYCLE = M_LIST_END, M_CHANGED,
 };
 
 static const char *const method_names[] = {
 	"strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "upper",
 	"lower", "title", "capitalize", "replace", "find", "rfind", "count", "join",
 	"splitlines", "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower",
+	"removeprefix", "removesuffix", "partition", "rpartition", "index", "rindex", "ljust",
+	"rjust", "center", "zfill",
 	"items", "keys", "values", "get",
 	"index", "count",
 	"cycle",
@@ -963,7 +1462,8 @@ static const char *const method_names[] = {
 static int method_lookup(int from, int to, const char *name, size_t n)
 {
 	for (int i = from; i < to; i++)
-		if (strlen(method_names[i]) == n && !memcmp(method_names[i], name, n))
+		if (method_names[i][0] == name[0] && strlen(method_names[i]) == n &&
+		    !memcmp(method_names[i], name, n))
 			return i;
 	return -1;
 }
@@ -992,23 +1492,29 @@ static struct jval loop_attr(struct rt *rt, struct jval v, const char *name, siz
 	if (IS("length")) return mkint(L->length);
 	if (IS("depth")) return mkint(L->depth);
 	if (IS("depth0")) return mkint(L->depth - 1);
-	if (IS("previtem")) return L->has_prev ? L->prev : undef("previtem");
-	if (IS("nextitem")) return L->has_next ? L->next : undef("nextitem");
+	if (IS("previtem")) return L->has_prev ? L->prev : undef_hint("there is no previous item");
+	if (IS("nextitem")) return L->has_next ? L->next : undef_hint("there is no next item");
 	if (IS("cycle")) return mkmethod(rt, v, M_CYCLE);
+	if (IS("changed")) return mkmethod(rt, v, M_CHANGED);
 #undef IS
 	*found = false;
 	return undef(NULL);
 }
 
-/* obj.name: Python attribute first (methods), then item, as jinja2 does. */
-static struct jval getattr_(struct rt *rt, struct jval obj, const char *name, size_t n,
-			    const struct node *at)
+/* dict methods jinja2 finds as attributes before it looks at items; the
+ * immutable sandbox makes the mutating ones unusable */
+static const char *const dict_attrs[] = { "pop", "popitem", "setdefault", "update", "clear",
+					  "copy", "fromkeys" };
+
+/* getattr(obj, name) in jinja2's sandbox; with items, then obj[name]. */
+static NOINLINE struct jval getattr_x(struct rt *rt, struct jval obj, const char *name, size_t n,
+			     const struct node *at, bool items)
 {
 	int id;
 	bool found;
 	switch (obj.kind) {
 	case V_UNDEF:
-		rt_fail(rt, at, "'%s' is undefined", obj.undef_name ? obj.undef_name : "value");
+		undef_fail(rt, at, obj);
 	case V_STR:
 		if ((id = method_lookup(0, M_STR_END, name, n)) >= 0)
 			return mkmethod(rt, obj, id);
@@ -1018,6 +1524,16 @@ static struct jval getattr_(struct rt *rt, struct jval obj, const char *name, si
 		if (is_map(obj)) {
 			if ((id = method_lookup(M_ITEMS, M_DICT_END, name, n)) >= 0)
 				return mkmethod(rt, obj, id);
+			for (size_t k = 0; k < sizeof dict_attrs / sizeof *dict_attrs; k++)
+				if (dict_attrs[k][0] == name[0] && strlen(dict_attrs[k]) == n &&
+				    !memcmp(dict_attrs[k], name, n)) {
+					char *h = ralloc(rt, n + 64);
+					snprintf(h, n + 64, "access to attribute '%s' of 'dict' object is unsafe.",
+						 dict_attrs[k]);
+					return undef_hint(h);
+				}
+			if (!items)
+				break;
 			struct jval key = mkstr(lit(rt, name, n));
 			struct jval v = getitem_value(rt, obj, key, &found);
 			if (found)
@@ -1027,8 +1543,12 @@ static struct jval getattr_(struct rt *rt, struct jval obj, const char *name, si
 		}
 		break;
 	case V_LIST:
-		if ((id = method_lookup(M_INDEX, M_LIST_END, name, n)) >= 0)
+		if (!is_gen(obj) && (id = method_lookup(M_INDEX, M_LIST_END, name, n)) >= 0)
 			return mkmethod(rt, obj, id);
+		if (obj.l->view == VIEW_GROUP && n == 7 && !memcmp(name, "grouper", 7))
+			return obj.l->items[0];
+		if (obj.l->view == VIEW_GROUP && n == 4 && !memcmp(name, "list", 4))
+			return obj.l->items[1];
 		break;
 	case V_NS: {
 		struct vkv *kv = dict_find_name(obj.d, name, n);
@@ -1047,7 +1567,14 @@ static struct jval getattr_(struct rt *rt, struct jval obj, const char *name, si
 	}
 	char *nm = ralloc(rt, n + 1);
 	memcpy(nm, name, n);
-	return undef(nm);
+	return undef_of(obj, nm, false);
+}
+
+/* obj.name: Python attribute first (methods), then item, as jinja2 does. */
+static struct jval getattr_(struct rt *rt, struct jval obj, const char *name, size_t n,
+			    const struct node *at)
+{
+	return getattr_x(rt, obj, name, n, at, true);
 }
 
 static int64_t norm_index(int64_t i, int64_t len)
@@ -1090,7 +1617,7 @@ static struct jval getitem_value(struct rt *rt, struct jval obj, struct jval key
 		}
 		return undef(NULL);
 	}
-	if (obj.kind == V_LIST && (key.kind == V_INT || key.kind == V_BOOL)) {
+	if (obj.kind == V_LIST && obj.l->view != VIEW_GEN && (key.kind == V_INT || key.kind == V_BOOL)) {
 		int64_t i = norm_index(inum(key), (int64_t)obj.l->n);
 		if (i >= 0 && i < (int64_t)obj.l->n) {
 			*found = true;
@@ -1112,116 +1639,97 @@ static struct jval getitem_value(struct rt *rt, struct jval obj, struct jval key
 }
 
 /* obj[key]: item first, then attribute for string keys. */
-static struct jval getitem_(struct rt *rt, struct jval obj, struct jval key, const struct node *at)
+static NOINLINE struct jval getitem_(struct rt *rt, struct jval obj, struct jval key, const struct node *at)
 {
 	if (obj.kind == V_UNDEF)
-		rt_fail(rt, at, "'%s' is undefined", obj.undef_name ? obj.undef_name : "value");
-	bool found;
-	struct jval v = getitem_value(rt, obj, key, &found);
-	if (found)
-		return v;
+		undef_fail(rt, at, obj);
+	bool found = false;
+	if (!is_dict_view(obj)) {  /* views are not subscriptable: Undefined, as jinja2 */
+		struct jval v = getitem_value(rt, obj, key, &found);
+		if (found)
+			return v;
+	}
 	if (key.kind == V_STR)
 		return getattr_(rt, obj, key.s->p, key.s->len, at);
 	struct jstr *ks = to_str(rt, key);
 	char *nm = ralloc(rt, ks->len + 1);
 	memcpy(nm, ks->p, ks->len);
-	return undef(nm);
+	return undef_of(obj, nm, true);
 }
 
-static struct jval slice_(struct rt *rt, struct jval obj, struct jval start, struct jval stop,
+/* A slice bound: None (missing) or an integer, as Python requires. */
+static bool slice_index(struct rt *rt, struct jval v, int64_t *out, const struct node *at)
+{
+	if (v.kind == V_NONE)
+		return false;
+	if (v.kind != V_INT && v.kind != V_BOOL)
+		rt_fail(rt, at, "slice indices must be integers or None or have an __index__ method");
+	*out = inum(v);
+	return true;
+}
+
+/* obj[start:stop:step] with Python's PySlice_AdjustIndices. */
+static NOINLINE struct jval slice_(struct rt *rt, struct jval obj, struct jval start, struct jval stop,
 			  struct jval step, const struct node *at)
 {
 	int64_t len;
 	struct vlist *items = NULL;
-	if (obj.kind == V_STR)
-		len = (int64_t)ft_utf8_count(obj.s->p, obj.s->len);
-	else if (is_seq(obj))
-		len = (int64_t)(items = to_list(rt, obj, at))->n;
-	else if (obj.kind == V_UNDEF)
-		rt_fail(rt, at, "'%s' is undefined", obj.undef_name ? obj.undef_name : "value");
-	else
+	/* jinja2 compiles a slice to a plain Python subscript: no Undefined
+	 * here, TypeErrors instead */
+	if (obj.kind == V_UNDEF)
+		undef_fail(rt, at, obj);
+	if (is_map(obj))
+		rt_fail(rt, at, "unhashable type: 'slice'");
+	if (obj.kind != V_STR && (!is_seq(obj) || is_dict_view(obj)))
 		rt_fail(rt, at, "'%s' object is not subscriptable", type_name(obj));
-	int64_t st = step.kind == V_NONE || step.kind == V_UNDEF ? 1 : inum(step);
+	int64_t st = 1, a = 0, b = 0;
+	slice_index(rt, step, &st, at);
+	bool has_a = slice_index(rt, start, &a, at), has_b = slice_index(rt, stop, &b, at);
 	if (st == 0)
 		rt_fail(rt, at, "slice step cannot be zero");
-	int64_t a, b;
-	if (start.kind == V_NONE || start.kind == V_UNDEF)
-		a = st > 0 ? 0 : len - 1;
-	else {
-		a = inum(start);
-		if (a < 0)
-			a += len;
-		if (a < 0)
-			a = st > 0 ? 0 : -1;
-		if (a > len)
-			a = st > 0 ? len : len - 1;
-		if (st < 0 && a >= len)
-			a = len - 1;
+	if (obj.kind == V_STR)
+		len = (int64_t)ft_utf8_count(obj.s->p, obj.s->len);
+	else
+		len = (int64_t)(items = to_list(rt, obj, at))->n;
+	if (st < -INT64_MAX)
+		st = -INT64_MAX;
+	if (!has_a) {
+		a = st < 0 ? len - 1 : 0;
+	} else if (a < 0) {
+		a = a < -len ? (st < 0 ? -1 : 0) : a + len;
+	} else if (a >= len) {
+		a = st < 0 ? len - 1 : len;
 	}
-	if (stop.kind == V_NONE || stop.kind == V_UNDEF)
-		b = st > 0 ? len : -1;
-	else {
-		b = inum(stop);
-		if (b < 0)
-			b += len;
-		if (b < 0)
-			b = st > 0 ? 0 : -1;
-		if (b > len)
-			b = len;
+	if (!has_b) {
+		b = st < 0 ? -1 : len;
+	} else if (b < 0) {
+		b = b < -len ? (st < 0 ? -1 : 0) : b + len;
+	} else if (b >= len) {
+		b = st < 0 ? len - 1 : len;
 	}
+	uint64_t cnt = 0;
+	if (st > 0 && b > a)
+		cnt = (uint64_t)(b - a - 1) / (uint64_t)st + 1;
+	else if (st < 0 && a > b)
+		cnt = (uint64_t)(a - b - 1) / ((uint64_t)0 - (uint64_t)st) + 1;
 	if (obj.kind == V_STR && st == 1) {
-		if (b < a)
-			b = a;
 		size_t x = ft_utf8_offset(obj.s->p, obj.s->len, (size_t)a);
-		size_t y = ft_utf8_offset(obj.s->p, obj.s->len, (size_t)b);
+		size_t y = ft_utf8_offset(obj.s->p, obj.s->len, (size_t)(a + (int64_t)cnt));
 		return mkstr(substr(rt, obj.s, x, y - x));
 	}
 	if (obj.kind == V_STR)
 		items = to_list(rt, obj, at);
-	size_t cnt = 0;
-	for (int64_t i = a; st > 0 ? i < b : i > b; i += st)
-		cnt++;
-	struct vlist *out = newlist(rt, cnt);
-	size_t k = 0;
-	for (int64_t i = a; st > 0 ? i < b : i > b; i += st)
-		out->items[k++] = items->items[i];
-	if (obj.kind != V_STR)
+	struct vlist *out = newlist(rt, (size_t)cnt);
+	for (uint64_t k = 0; k < cnt; k++)
+		out->items[k] = items->items[a + (int64_t)k * st];
+	if (obj.kind != V_STR) {
+		out->tuple = obj.kind == V_LIST && obj.l->tuple;
 		return mklist(out);
-	struct sb sbb;
-	sb_init(&sbb);
+	}
+	struct sb *sbb = sb_new(rt);
 	for (size_t i = 0; i < cnt; i++)
-		put(rt, &sbb.r, out->items[i].s, 0);
-	return mkstr(sb_done(rt, &sbb));
-}
-
-/* ---- arguments ---- */
-
-struct args {
-	struct jval *pos;
-	int npos;
-	const char **kwn;
-	struct jval *kwv;
-	int nkw;
-};
-
-static struct jval arg(const struct args *a, int i, const char *name, struct jval dflt)
-{
-	if (i >= 0 && i < a->npos)
-		return a->pos[i];
-	for (int k = 0; k < a->nkw; k++)
-		if (!strcmp(a->kwn[k], name))
-			return a->kwv[k];
-	return dflt;
-}
-
-static bool has_arg(const struct args *a, int i, const char *name)
-{
-	if (i >= 0 && i < a->npos)
-		return true;
-	for (int k = 0; k < a->nkw; k++)
-		if (!strcmp(a->kwn[k], name))
-			return true;
-	return false;
+		put(rt, &sbb->r, out->items[i].s, 0);
+	return mkstr(sb_done(rt, sbb));
 }
 
 /* ---- evaluation ---- */
@@ -1232,7 +1740,7 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 				const struct node *at, struct scope *sc);
 static bool apply_test(struct rt *rt, int id, struct jval v, struct args *a, const struct node *at);
 
-static void eval_args(struct rt *rt, struct scope *sc, const struct node *call, struct args *a,
+static NOINLINE void eval_args(struct rt *rt, struct scope *sc, const struct node *call, struct args *a,
 		      int skip_first)
 {
 	a->npos = call->n - skip_first;
@@ -1250,11 +1758,10 @@ static void eval_args(struct rt *rt, struct scope *sc, const struct node *call, 
 
 static struct jval concat_str(struct rt *rt, struct jstr *a, struct jstr *b)
 {
-	struct sb sbb;
-	sb_init(&sbb);
-	put(rt, &sbb.r, a, 0);
-	put(rt, &sbb.r, b, 0);
-	return mkstr(sb_done(rt, &sbb));
+	struct sb *sbb = sb_new(rt);
+	put(rt, &sbb->r, a, 0);
+	put(rt, &sbb->r, b, 0);
+	return mkstr(sb_done(rt, sbb));
 }
 
 static struct jval repeat(struct rt *rt, struct jval seq, int64_t times, const struct node *at)
@@ -1264,11 +1771,10 @@ static struct jval repeat(struct rt *rt, struct jval seq, int64_t times, const s
 	if (seq.kind == V_STR) {
 		if (seq.s->len && (size_t)times > MAX_STRING / seq.s->len)
 			rt_fail(rt, at, "string too long");
-		struct sb sbb;
-		sb_init(&sbb);
+		struct sb *sbb = sb_new(rt);
 		for (int64_t i = 0; i < times; i++)
-			put(rt, &sbb.r, seq.s, 0);
-		return mkstr(sb_done(rt, &sbb));
+			put(rt, &sbb->r, seq.s, 0);
+		return mkstr(sb_done(rt, sbb));
 	}
 	struct vlist *l = to_list(rt, seq, at);
 	if (l->n && (size_t)times > MAX_RANGE / l->n)
@@ -1282,74 +1788,121 @@ static struct jval repeat(struct rt *rt, struct jval seq, int64_t times, const s
 static struct jval percent_format(struct rt *rt, struct jstr *fmt, struct jval args,
 				  const struct node *at);
 
-static struct jval arith(struct rt *rt, int op, struct jval a, struct jval b, const struct node *at)
+/* Python's float arithmetic (floatobject.c: float_div, float_rem,
+ * float_floor_div, float_pow), errors included. */
+static NOINLINE struct jval float_arith(struct rt *rt, int op, double x, double y, const struct node *at)
+{
+	switch (op) {
+	case OP_ADD: return mkfloat(x + y);
+	case OP_SUB: return mkfloat(x - y);
+	case OP_MUL: return mkfloat(x * y);
+	case OP_DIV:
+		if (y == 0)
+			rt_fail(rt, at, "float division by zero");
+		return mkfloat(x / y);
+	case OP_MOD:
+	case OP_FLOORDIV: {
+		if (y == 0)
+			rt_fail(rt, at, op == OP_MOD ? "float modulo" : "float floor division by zero");
+		double mod = fmod(x, y), div = (x - mod) / y, floordiv;
+		if (mod != 0) {
+			if ((y < 0) != (mod < 0)) {
+				mod += y;
+				div -= 1.0;
+			}
+		} else {
+			mod = copysign(0.0, y);
+		}
+		if (div != 0) {
+			floordiv = floor(div);
+			if (div - floordiv > 0.5)
+				floordiv += 1.0;
+		} else {
+			floordiv = copysign(0.0, x / y);
+		}
+		return mkfloat(op == OP_MOD ? mod : floordiv);
+	}
+	case OP_POW: {
+		if (x == 0 && y < 0)
+			rt_fail(rt, at, "0.0 cannot be raised to a negative power");
+		if (x < 0 && y != floor(y) && isfinite(y))
+			rt_fail(rt, at, "a negative number to a fractional power is complex: not supported");
+		double r = pow(x, y);
+		if (isinf(r) && isfinite(x) && isfinite(y))
+			rt_fail(rt, at, "(34, 'Numerical result out of range')");
+		return mkfloat(r);
+	}
+	}
+	rt_fail(rt, at, "unsupported operator");
+}
+
+static NOINLINE struct jval arith(struct rt *rt, int op, struct jval a, struct jval b, const struct node *at)
 {
 	if (op == OP_CONCAT)
 		return concat_str(rt, to_str(rt, a), to_str(rt, b));
-	if (a.kind == V_UNDEF || b.kind == V_UNDEF) {
-		struct jval u = a.kind == V_UNDEF ? a : b;
-		rt_fail(rt, at, "'%s' is undefined", u.undef_name ? u.undef_name : "value");
-	}
+	if (a.kind == V_UNDEF || b.kind == V_UNDEF)
+		undef_fail(rt, at, a.kind == V_UNDEF ? a : b);
 	if (is_num(a) && is_num(b)) {
-		bool fl = a.kind == V_FLOAT || b.kind == V_FLOAT;
+		if (a.kind == V_BIGINT || b.kind == V_BIGINT)
+			rt_fail(rt, at, "arithmetic on integers beyond 64 bits is not supported");
+		if (a.kind == V_FLOAT || b.kind == V_FLOAT)
+			return float_arith(rt, op, num(a), num(b), at);
 		int64_t x = inum(a), y = inum(b), r;
-		double fx = num(a), fy = num(b);
 		switch (op) {
 		case OP_ADD:
-			if (!fl && !__builtin_add_overflow(x, y, &r))
-				return mkint(r);
-			return mkfloat(fx + fy);
+			if (__builtin_add_overflow(x, y, &r))
+				goto overflow;
+			return mkint(r);
 		case OP_SUB:
-			if (!fl && !__builtin_sub_overflow(x, y, &r))
-				return mkint(r);
-			return mkfloat(fx - fy);
+			if (__builtin_sub_overflow(x, y, &r))
+				goto overflow;
+			return mkint(r);
 		case OP_MUL:
-			if (!fl && !__builtin_mul_overflow(x, y, &r))
-				return mkint(r);
-			return mkfloat(fx * fy);
+			if (__builtin_mul_overflow(x, y, &r))
+				goto overflow;
+			return mkint(r);
 		case OP_DIV:
-			if (fy == 0)
+			if (y == 0)
 				rt_fail(rt, at, "division by zero");
-			return mkfloat(fx / fy);
+			return mkfloat((double)x / (double)y);
 		case OP_FLOORDIV:
-			if (fy == 0)
+		case OP_MOD: {
+			if (y == 0)
 				rt_fail(rt, at, "integer division or modulo by zero");
-			if (!fl) {
-				int64_t q = x / y;
-				if ((x % y != 0) && ((x < 0) != (y < 0)))
-					q--;
-				return mkint(q);
+			if (y == -1) {  /* x / -1 traps for INT64_MIN */
+				if (op == OP_MOD)
+					return mkint(0);
+				if (x == INT64_MIN)
+					goto overflow;
+				return mkint(-x);
 			}
-			return mkfloat(floor(fx / fy));
-		case OP_MOD:
-			if (fy == 0)
-				rt_fail(rt, at, "integer division or modulo by zero");
-			if (!fl) {
-				int64_t m = x % y;
-				if (m && ((m < 0) != (y < 0)))
-					m += y;
-				return mkint(m);
-			} else {
-				double m = fmod(fx, fy);
-				if (m != 0 && ((m < 0) != (fy < 0)))
-					m += fy;
-				return mkfloat(m);
+			int64_t q = x / y, m = x % y;
+			if (m && ((m < 0) != (y < 0))) {
+				q--;
+				m += y;
 			}
-		case OP_POW:
-			if (!fl && y >= 0) {
-				int64_t acc = 1;
-				bool ovf = false;
-				for (int64_t i = 0; i < y && !ovf; i++)
-					ovf = __builtin_mul_overflow(acc, x, &acc);
-				if (!ovf)
-					return mkint(acc);
+			return mkint(op == OP_MOD ? m : q);
+		}
+		case OP_POW: {
+			if (y < 0) {
+				if (x == 0)
+					rt_fail(rt, at, "0.0 cannot be raised to a negative power");
+				return mkfloat(pow((double)x, (double)y));
 			}
-			return mkfloat(pow(fx, fy));
+			int64_t acc = 1, base = x;
+			for (int64_t e = y; e; e >>= 1) {  /* by squaring */
+				if ((e & 1) && __builtin_mul_overflow(acc, base, &acc))
+					goto overflow;
+				if (e > 1 && __builtin_mul_overflow(base, base, &base))
+					goto overflow;
+			}
+			return mkint(acc);
+		}
 		}
 	}
 	if (op == OP_ADD && a.kind == V_STR && b.kind == V_STR)
 		return concat_str(rt, a.s, b.s);
-	if (op == OP_ADD && is_seq(a) && is_seq(b)) {
+	if (op == OP_ADD && is_seq(a) && is_seq(b) && !is_dict_view(a) && !is_dict_view(b)) {
 		struct vlist *x = to_list(rt, a, at), *y = to_list(rt, b, at);
 		struct vlist *out = newlist(rt, x->n + y->n);
 		memcpy(out->items, x->items, x->n * sizeof *x->items);
@@ -1364,13 +1917,29 @@ static struct jval arith(struct rt *rt, int op, struct jval a, struct jval b, co
 	if (op == OP_MOD && a.kind == V_STR)
 		return percent_format(rt, a.s, b, at);
 	static const char *const opname[] = { "+", "-", "*", "/", "//", "%", "**", "~" };
+	if (0) {
+overflow:
+		rt_fail(rt, at, "integer result beyond 64 bits (Python's ints are unbounded): not supported");
+	}
 	if (op == OP_ADD && a.kind == V_STR)
 		rt_fail(rt, at, "can only concatenate str (not \"%s\") to str", type_name(b));
 	rt_fail(rt, at, "unsupported operand type(s) for %s: '%s' and '%s'", opname[op],
 		type_name(a), type_name(b));
 }
 
-static bool contains(struct rt *rt, struct jval hay, struct jval needle, const struct node *at)
+/* dict keys and set members must be hashable, as in Python */
+static void check_hashable(struct rt *rt, struct jval k, const struct node *at)
+{
+	if (k.kind == V_LIST && k.l->tuple && k.l->view == VIEW_NONE) {
+		for (size_t i = 0; i < k.l->n; i++)
+			check_hashable(rt, k.l->items[i], at);
+		return;
+	}
+	if (k.kind == V_LIST || k.kind == V_DICT || k.kind == V_JSON)
+		rt_fail(rt, at, "unhashable type: '%s'", type_name(k));
+}
+
+static NOINLINE bool contains(struct rt *rt, struct jval hay, struct jval needle, const struct node *at)
 {
 	if (hay.kind == V_STR) {
 		if (needle.kind != V_STR)
@@ -1382,10 +1951,19 @@ static bool contains(struct rt *rt, struct jval hay, struct jval needle, const s
 	}
 	if (is_map(hay) || hay.kind == V_NS) {
 		bool found;
+		check_hashable(rt, needle, at);
 		if (hay.kind == V_NS)
 			return dict_find(rt, hay.d, needle) != NULL;
 		getitem_value(rt, hay, needle, &found);
 		return found;
+	}
+	if (is_gen(hay)) {
+		/* consumed up to the match */
+		struct vlist *l = hay.l;
+		while (l->pos < l->n)
+			if (equals(rt, l->items[l->pos++], needle))
+				return true;
+		return false;
 	}
 	if (is_seq(hay)) {
 		struct vlist *l = to_list(rt, hay, at);
@@ -1399,14 +1977,32 @@ static bool contains(struct rt *rt, struct jval hay, struct jval needle, const s
 	rt_fail(rt, at, "argument of type '%s' is not iterable", type_name(hay));
 }
 
-static struct jval call_macro(struct rt *rt, struct vmacro *m, struct args *a, const struct node *at)
+/* jinja2: Undefined(hint="parameter 'x' was not provided", name="x") */
+static NOINLINE struct jval undef_param(struct rt *rt, const char *name)
+{
+	size_t n = strlen(name) + 32;
+	char *h = ralloc(rt, n);
+	snprintf(h, n, "parameter '%s' was not provided", name);
+	return undef_hint(h);
+}
+
+static NOINLINE struct jval call_macro(struct rt *rt, struct vmacro *m, struct args *a, const struct node *at)
 {
 	const struct node *def = m->def;
 	if (rt->depth >= MAX_CALL_DEPTH)
 		rt_fail(rt, at, "maximum recursion depth exceeded");
-	if (a->npos > def->nnames)
+	if (a->npos > def->nnames && !(def->op & MACRO_VARARGS))
 		rt_fail(rt, at, "macro '%s' takes not more than %d argument(s)", def->name, def->nnames);
 	struct scope *sc = push_scope(rt, m->closure);
+	if (def->op & MACRO_VARARGS) {
+		/* the positional arguments past the parameters */
+		size_t extra = a->npos > def->nnames ? (size_t)(a->npos - def->nnames) : 0;
+		struct vlist *t = newlist(rt, extra);
+		t->tuple = true;
+		memcpy(t->items, a->pos + (a->npos - (int)extra), extra * sizeof *t->items);
+		scope_set(rt, sc, "varargs", mklist(t));
+	}
+	struct vdict *kw = def->op & MACRO_KWARGS ? newdict(rt, 4) : NULL;
 	for (int i = 0; i < def->nnames; i++) {
 		struct jval v;
 		if (i < a->npos)
@@ -1421,7 +2017,7 @@ static struct jval call_macro(struct rt *rt, struct vmacro *m, struct args *a, c
 			else if (def->kwvals[i])
 				v = eval(rt, sc, def->kwvals[i]);
 			else
-				v = undef(def->names[i]);
+				v = undef_param(rt, def->names[i]);
 		}
 		scope_set(rt, sc, def->names[i], v);
 	}
@@ -1430,62 +2026,154 @@ static struct jval call_macro(struct rt *rt, struct vmacro *m, struct args *a, c
 		for (i = 0; i < def->nnames; i++)
 			if (!strcmp(a->kwn[k], def->names[i]))
 				break;
-		if (i == def->nnames)
+		if (i < a->npos)  /* a parameter already given by position: an extra */
+			i = def->nnames;
+		if (i == def->nnames && !kw)
 			rt_fail(rt, at, "macro '%s' takes no keyword argument '%s'", def->name, a->kwn[k]);
+		if (i == def->nnames)
+			dict_set(rt, kw, mkstr(lit(rt, a->kwn[k], strlen(a->kwn[k]))), a->kwv[k]);
 	}
-	struct ft_render cap, *saved = rt->out;
+	if (kw) {
+		struct jval kv = { .kind = V_DICT };
+		kv.d = kw;
+		scope_set(rt, sc, "kwargs", kv);
+	}
+	/* the output goes to a builder (freed by the render if the body fails) */
+	struct sb *cap = sb_new(rt);
+	struct ft_render *saved = rt->out;
 	unsigned saved_train = rt->train;
-	ft_render_init(&cap);
-	rt->out = &cap;
+	rt->out = &cap->r;
 	rt->train = 0;
 	rt->depth++;
-	/* the capture buffer must be freed even when the body fails */
-	jmp_buf outer;
-	memcpy(outer, rt->fail, sizeof outer);
-	if (setjmp(rt->fail)) {
-		ft_render_release(&cap);
-		rt->out = saved;
-		memcpy(rt->fail, outer, sizeof outer);
-		longjmp(rt->fail, 1);
-	}
 	exec_body(rt, sc, def->a);
-	memcpy(rt->fail, outer, sizeof outer);
 	rt->depth--;
 	rt->out = saved;
 	rt->train = saved_train;
-	struct jstr *s = render_to_jstr(rt, &cap);
-	ft_render_release(&cap);
-	return mkstr(s);
+	return mkstr(sb_done(rt, cap));
 }
 
 static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a, const struct node *at);
 static struct jval call_global(struct rt *rt, int id, struct args *a, const struct node *at);
 
-static struct jval call(struct rt *rt, struct jval fn, struct args *a, const struct node *at)
+static NOINLINE struct jval call(struct rt *rt, struct jval fn, struct args *a, const struct node *at)
 {
 	switch (fn.kind) {
 	case V_MACRO: return call_macro(rt, (struct vmacro *)fn.macro, a, at);
 	case V_METHOD: return call_method(rt, fn.m, a, at);
 	case V_FUNC: return call_global(rt, fn.func, a, at);
 	case V_UNDEF:
-		rt_fail(rt, at, "'%s' is undefined", fn.undef_name ? fn.undef_name : "value");
+		undef_fail(rt, at, fn);
 	default:
 		rt_fail(rt, at, "'%s' object is not callable", type_name(fn));
 	}
 }
 
-static struct jval eval_filter_chain(struct rt *rt, struct scope *sc, const struct node *f,
+static NOINLINE struct jval eval_filter_chain(struct rt *rt, struct scope *sc, const struct node *f,
 				     struct jval base)
 {
+	enter(rt, f);
 	struct jval v = f->a ? (f->a->kind == E_FILTER ? eval_filter_chain(rt, sc, f->a, base)
 						     : eval(rt, sc, f->a))
 			     : base;
+	rt->edepth--;
+	if (f->id < 0)
+		rt_fail(rt, f, "no filter named '%s' found", f->name);
 	struct args a;
 	eval_args(rt, sc, f, &a, 0);
 	return apply_filter(rt, f->id, v, &a, f, sc);
 }
 
+static struct jval eval_node(struct rt *rt, struct scope *sc, const struct node *e);
+
+/* a ~ b ~ ...: str() of each operand, joined */
+static NOINLINE struct jval eval_concat(struct rt *rt, struct scope *sc, const struct node *e)
+{
+	struct jstr **parts = ralloc(rt, (size_t)e->n * sizeof *parts);
+	size_t total = 0;
+	for (int i = 0; i < e->n; i++) {
+		parts[i] = to_str(rt, eval(rt, sc, e->list[i]));
+		total += parts[i]->len;
+		if (total > MAX_STRING)
+			rt_fail(rt, e, "string too long");
+	}
+	struct sb *b = sb_new(rt);
+	for (int i = 0; i < e->n; i++)
+		put(rt, &b->r, parts[i], 0);
+	return mkstr(sb_done(rt, b));
+}
+
 static struct jval eval(struct rt *rt, struct scope *sc, const struct node *e)
+{
+	enter(rt, e);
+	struct jval v = eval_node(rt, sc, e);
+	rt->edepth--;
+	return v;
+}
+
+/* The cases of eval_node with big frames, kept out of the recursion. */
+static NOINLINE struct jval eval_call(struct rt *rt, struct scope *sc, const struct node *e)
+{
+	struct jval fn = eval(rt, sc, e->a);
+	struct args a;
+	eval_args(rt, sc, e, &a, 0);
+	return call(rt, fn, &a, e);
+}
+
+static NOINLINE struct jval eval_test(struct rt *rt, struct scope *sc, const struct node *e)
+{
+	if (e->id < 0)
+		rt_fail(rt, e, "no test named '%s' found", e->name);
+	struct jval v = eval(rt, sc, e->a);
+	struct args a;
+	eval_args(rt, sc, e, &a, 0);
+	bool r = apply_test(rt, e->id, v, &a, e);
+	return mkbool(e->flag ? !r : r);
+}
+
+static NOINLINE struct jval eval_sign(struct rt *rt, const struct node *e, struct jval v)
+{
+	if (v.kind == V_UNDEF)
+		undef_fail(rt, e, v);
+	if (e->kind == E_POS) {
+		if (!is_num(v))
+			rt_fail(rt, e, "bad operand type for unary +: '%s'", type_name(v));
+		return v.kind == V_BOOL ? mkint(v.b) : v;
+	}
+	if ((v.kind == V_INT && v.i == INT64_MIN) || v.kind == V_BIGINT)
+		rt_fail(rt, e, "integer result beyond 64 bits (Python's ints are unbounded): not supported");
+	if (v.kind == V_INT || v.kind == V_BOOL)
+		return mkint(-inum(v));
+	if (v.kind == V_FLOAT)
+		return mkfloat(-v.f);
+	rt_fail(rt, e, "bad operand type for unary -: '%s'", type_name(v));
+}
+
+/* a < b < c: each link, stopping at the first false one */
+static NOINLINE struct jval eval_compare(struct rt *rt, struct scope *sc, const struct node *e)
+{
+	const uint8_t *ops = (const uint8_t *)e->name;
+	struct jval left = eval(rt, sc, e->a);
+	for (int i = 0; i < e->n; i++) {
+		struct jval right = eval(rt, sc, e->list[i]);
+		bool r;
+		switch (ops[i]) {
+		case CMP_EQ: r = equals(rt, left, right); break;
+		case CMP_NE: r = !equals(rt, left, right); break;
+		case CMP_LT: r = compare(rt, left, right, e) < 0; break;
+		case CMP_LE: r = compare(rt, left, right, e) <= 0; break;
+		case CMP_GT: r = compare(rt, left, right, e) > 0; break;
+		case CMP_GE: r = compare(rt, left, right, e) >= 0; break;
+		case CMP_IN: r = contains(rt, right, left, e); break;
+		default: r = !contains(rt, right, left, e); break;
+		}
+		if (!r)
+			return mkbool(false);
+		left = right;
+	}
+	return mkbool(true);
+}
+
+static struct jval eval_node(struct rt *rt, struct scope *sc, const struct node *e)
 {
 	switch (e->kind) {
 	case E_CONST:
@@ -1507,37 +2195,19 @@ static struct jval eval(struct rt *rt, struct scope *sc, const struct node *e)
 		struct jval c = e->d ? eval(rt, sc, e->d) : none();
 		return slice_(rt, obj, a, b, c, e);
 	}
-	case E_CALL: {
-		struct jval fn = eval(rt, sc, e->a);
-		struct args a;
-		eval_args(rt, sc, e, &a, 0);
-		return call(rt, fn, &a, e);
-	}
+	case E_CALL:
+		return eval_call(rt, sc, e);
 	case E_FILTER:
 		return eval_filter_chain(rt, sc, e, undef(NULL));
-	case E_TEST: {
-		struct jval v = eval(rt, sc, e->a);
-		struct args a;
-		eval_args(rt, sc, e, &a, 0);
-		bool r = apply_test(rt, e->id, v, &a, e);
-		return mkbool(e->flag ? !r : r);
-	}
+	case E_TEST:
+		return eval_test(rt, sc, e);
 	case E_BINOP:
 		return arith(rt, e->op, eval(rt, sc, e->a), eval(rt, sc, e->b), e);
-	case E_NEG: {
-		struct jval v = eval(rt, sc, e->a);
-		if (v.kind == V_INT || v.kind == V_BOOL)
-			return mkint(-inum(v));
-		if (v.kind == V_FLOAT)
-			return mkfloat(-v.f);
-		rt_fail(rt, e, "bad operand type for unary -: '%s'", type_name(v));
-	}
-	case E_POS: {
-		struct jval v = eval(rt, sc, e->a);
-		if (!is_num(v))
-			rt_fail(rt, e, "bad operand type for unary +: '%s'", type_name(v));
-		return v.kind == V_BOOL ? mkint(v.b) : v;
-	}
+	case E_CONCAT:
+		return eval_concat(rt, sc, e);
+	case E_NEG:
+	case E_POS:
+		return eval_sign(rt, e, eval(rt, sc, e->a));
 	case E_NOT:
 		return mkbool(!truthy(eval(rt, sc, e->a)));
 	case E_AND: {
@@ -1548,32 +2218,12 @@ static struct jval eval(struct rt *rt, struct scope *sc, const struct node *e)
 		struct jval a = eval(rt, sc, e->a);
 		return truthy(a) ? a : eval(rt, sc, e->b);
 	}
-	case E_COMPARE: {
-		const uint8_t *ops = (const uint8_t *)e->name;
-		struct jval left = eval(rt, sc, e->a);
-		for (int i = 0; i < e->n; i++) {
-			struct jval right = eval(rt, sc, e->list[i]);
-			bool r;
-			switch (ops[i]) {
-			case CMP_EQ: r = equals(rt, left, right); break;
-			case CMP_NE: r = !equals(rt, left, right); break;
-			case CMP_LT: r = compare(rt, left, right, e) < 0; break;
-			case CMP_LE: r = compare(rt, left, right, e) <= 0; break;
-			case CMP_GT: r = compare(rt, left, right, e) > 0; break;
-			case CMP_GE: r = compare(rt, left, right, e) >= 0; break;
-			case CMP_IN: r = contains(rt, right, left, e); break;
-			default: r = !contains(rt, right, left, e); break;
-			}
-			if (!r)
-				return mkbool(false);
-			left = right;
-		}
-		return mkbool(true);
-	}
+	case E_COMPARE:
+		return eval_compare(rt, sc, e);
 	case E_COND:
 		if (truthy(eval(rt, sc, e->a)))
 			return eval(rt, sc, e->b);
-		return e->c ? eval(rt, sc, e->c) : undef(NULL);
+		return e->c ? eval(rt, sc, e->c) : undef_hint(e->name);
 	case E_LIST:
 	case E_TUPLE: {
 		struct vlist *l = newlist(rt, (size_t)e->n);
@@ -1584,8 +2234,11 @@ static struct jval eval(struct rt *rt, struct scope *sc, const struct node *e)
 	}
 	case E_DICT: {
 		struct vdict *d = newdict(rt, (size_t)e->n / 2);
-		for (int i = 0; i + 1 < e->n; i += 2)
-			dict_set(rt, d, eval(rt, sc, e->list[i]), eval(rt, sc, e->list[i + 1]));
+		for (int i = 0; i + 1 < e->n; i += 2) {
+			struct jval k = eval(rt, sc, e->list[i]);
+			check_hashable(rt, k, e);
+			dict_set(rt, d, k, eval(rt, sc, e->list[i + 1]));
+		}
 		struct jval v = { .kind = V_DICT };
 		v.d = d;
 		return v;
@@ -1632,13 +2285,9 @@ static int exec_for(struct rt *rt, struct scope *sc, const struct node *st)
 			return exec_body(rt, sc, st->d);
 		return EXEC_OK;
 	}
-	struct jval outer_loop;
-	int depth = 1;
-	if (lookup(rt, sc, "loop", 4, &outer_loop) && outer_loop.kind == V_LOOP)
-		depth = outer_loop.loop->depth + 1;
 	struct loopinfo *L = ralloc(rt, sizeof *L);
 	L->length = (int64_t)items->n;
-	L->depth = depth;
+	L->depth = 1;  /* jinja2 counts recursive loop calls only */
 	struct jval loopv = { .kind = V_LOOP };
 	loopv.loop = L;
 	for (size_t i = 0; i < items->n; i++) {
@@ -1661,23 +2310,12 @@ static int exec_for(struct rt *rt, struct scope *sc, const struct node *st)
 
 static struct jstr *capture(struct rt *rt, struct scope *sc, const struct node *body)
 {
-	struct ft_render cap, *saved = rt->out;
-	ft_render_init(&cap);
-	rt->out = &cap;
-	jmp_buf outer;
-	memcpy(outer, rt->fail, sizeof outer);
-	if (setjmp(rt->fail)) {
-		ft_render_release(&cap);
-		rt->out = saved;
-		memcpy(rt->fail, outer, sizeof outer);
-		longjmp(rt->fail, 1);
-	}
-	exec_body(rt, sc, body);
-	memcpy(rt->fail, outer, sizeof outer);
+	struct sb *cap = sb_new(rt);
+	struct ft_render *saved = rt->out;
+	rt->out = &cap->r;
+	exec_body(rt, push_scope(rt, sc), body);  /* an inner frame in jinja2: sets stay inside */
 	rt->out = saved;
-	struct jstr *s = render_to_jstr(rt, &cap);
-	ft_render_release(&cap);
-	return s;
+	return sb_done(rt, cap);
 }
 
 static int exec_stmt(struct rt *rt, struct scope *sc, const struct node *st)
@@ -1735,11 +2373,18 @@ static int exec_stmt(struct rt *rt, struct scope *sc, const struct node *st)
 		return EXEC_OK;
 	}
 	case N_GENERATION: {
+		/* a call block in transformers: its sets stay inside */
 		unsigned saved = rt->train;
 		rt->train = FT_SPAN_TRAIN;
-		int rc = exec_body(rt, sc, st->a);
+		int rc = exec_body(rt, push_scope(rt, sc), st->a);
 		rt->train = saved;
 		return rc;
+	}
+	case N_WITH: {
+		struct scope *inner = push_scope(rt, sc);
+		for (int i = 0; i < st->nnames; i++)
+			scope_set(rt, inner, st->names[i], eval(rt, sc, st->list[i]));
+		return exec_body(rt, inner, st->a);
 	}
 	case N_BREAK:
 		return EXEC_BREAK;
@@ -1754,11 +2399,15 @@ static int exec_stmt(struct rt *rt, struct scope *sc, const struct node *st)
 
 static int exec_body(struct rt *rt, struct scope *sc, const struct node *body)
 {
+	enter(rt, body);
 	for (int i = 0; i < body->n; i++) {
 		int rc = exec_stmt(rt, sc, body->list[i]);
-		if (rc)
+		if (rc) {
+			rt->edepth--;
 			return rc;
+		}
 	}
+	rt->edepth--;
 	return EXEC_OK;
 }
 
@@ -1801,48 +2450,66 @@ static struct jstr *strip(struct rt *rt, const struct jstr *s, const struct jstr
 	return substr(rt, s, a, b - a);
 }
 
+/* jinja2's title filter splits words at runs of [-\s({\[<] */
+static bool title_sep(int32_t cp)
+{
+	return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || ft_utf8_isspace(cp);
+}
+
 static struct jstr *case_map(struct rt *rt, const struct jstr *s, int mode)
 {
-	/* mode: 0 upper, 1 lower, 2 str.title, 3 capitalize, 4 jinja title */
-	struct ft_buf b;
-	ft_buf_init(&b, 0);
+	/* mode: 0 upper, 1 lower, 2 str.title, 3 capitalize, 4 jinja's title
+	 * filter (item[0].upper() + item[1:].lower() for every word) */
+	struct ft_buf *b = tb_new(rt, MAX_STRING);
 	int rc = 0;
-	bool prev_cased = false, first = true, word_start = true;
-	for (size_t i = 0; i < s->len && !rc;) {
-		int32_t cp, out;
-		i += (size_t)ft_utf8_decode(s->p + i, s->len - i, &cp);
-		switch (mode) {
-		case 0: out = utf8proc_toupper(cp); break;
-		case 1: out = utf8proc_tolower(cp); break;
-		case 2:
-			out = prev_cased ? utf8proc_tolower(cp) : utf8proc_totitle(cp);
-			{
-				utf8proc_category_t c = utf8proc_category(cp);
-				prev_cased = c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL ||
-					     c == UTF8PROC_CATEGORY_LT;
+	switch (mode) {
+	case 0: rc = ft_utf8_upper(s->p, s->len, b); break;
+	case 1: rc = ft_utf8_lower(s->p, s->len, b); break;
+	case 2: rc = ft_utf8_title(s->p, s->len, b); break;
+	case 3: rc = ft_utf8_capitalize(s->p, s->len, b); break;
+	default:
+		for (size_t i = 0; i < s->len && !rc;) {
+			size_t start = i;
+			int32_t cp;
+			int k = ft_utf8_decode(s->p + i, s->len - i, &cp);
+			bool sep = title_sep(cp);
+			i += (size_t)k;
+			while (i < s->len) {
+				k = ft_utf8_decode(s->p + i, s->len - i, &cp);
+				if (title_sep(cp) != sep)
+					break;
+				i += (size_t)k;
 			}
-			break;
-		case 3: out = first ? utf8proc_totitle(cp) : utf8proc_tolower(cp); break;
-		default:
-			/* jinja's title: words start after '-', whitespace, ( { [ < */
-			out = word_start ? utf8proc_toupper(cp) : utf8proc_tolower(cp);
-			word_start = cp == '-' || ft_utf8_isspace(cp) || cp == '(' || cp == '{' ||
-				     cp == '[' || cp == '<';
-			break;
+			/* [start, i) is one item: a run of separators or a word */
+			size_t first = (size_t)ft_utf8_decode(s->p + start, s->len - start, &cp);
+			rc = ft_utf8_upper(s->p + start, first, b);
+			if (!rc)
+				rc = ft_utf8_lower(s->p + start + first, i - start - first, b);
 		}
-		first = false;
-		char enc[4];
-		rc = ft_buf_append(&b, enc, (size_t)ft_utf8_encode(out, enc));
 	}
-	if (rc) {
-		ft_buf_release(&b);
-		rt_fail(rt, NULL, "out of memory");
-	}
-	char *p = ralloc(rt, b.len + 1);
-	memcpy(p, b.data ? b.data : "", b.len);
-	struct jstr *r = derived(rt, p, b.len, s);
-	ft_buf_release(&b);
+	if (rc)
+		rt_fail(rt, NULL, rc == FT_E_TOOBIG ? "string too long" : "out of memory");
+	char *p = ralloc(rt, b->len + 1);
+	memcpy(p, b->data ? b->data : "", b->len);
+	struct jstr *r = derived(rt, p, b->len, s);
+	tmp_release(rt, b);
 	return r;
+}
+
+/* Start of the run of whitespace (ws) or non-whitespace ending at e. */
+static size_t back_over(const struct jstr *s, size_t lo, size_t e, bool ws)
+{
+	while (e > lo) {
+		size_t q = e - 1;
+		while (q > lo && ((unsigned char)s->p[q] & 0xC0) == 0x80)
+			q--;
+		int32_t cp;
+		ft_utf8_decode(s->p + q, e - q, &cp);
+		if (ft_utf8_isspace(cp) != ws)
+			break;
+		e = q;
+	}
+	return e;
 }
 
 static struct jval split(struct rt *rt, const struct jstr *s, struct jval sepv, int64_t maxsplit,
@@ -1859,10 +2526,32 @@ static struct jval split(struct rt *rt, const struct jstr *s, struct jval sepv, 
 		} \
 		out[n++] = (x); \
 	} while (0)
-	if (sepv.kind == V_NONE || sepv.kind == V_UNDEF) {
+	if (sepv.kind == V_NONE) {
 		/* runs of whitespace; leading/trailing ignored */
-		if (from_right)
-			rt_fail(rt, at, "rsplit() without a separator is not supported");
+		if (from_right) {
+			/* Python's rsplit_whitespace, then reversed */
+			size_t e = s->len;
+			int64_t splits = 0;
+			for (;;) {
+				e = back_over(s, 0, e, true);
+				if (!e)
+					break;
+				if (maxsplit >= 0 && splits >= maxsplit) {
+					PUSH(mkstr(substr(rt, s, 0, e)));
+					break;
+				}
+				size_t w = back_over(s, 0, e, false);
+				PUSH(mkstr(substr(rt, s, w, e - w)));
+				splits++;
+				e = w;
+			}
+			for (size_t i = 0; i < n / 2; i++) {
+				struct jval t = out[i];
+				out[i] = out[n - 1 - i];
+				out[n - 1 - i] = t;
+			}
+			goto done;
+		}
 		size_t i = 0;
 		int64_t splits = 0;
 		while (i < s->len) {
@@ -1874,17 +2563,8 @@ static struct jval split(struct rt *rt, const struct jstr *s, struct jval sepv, 
 			if (i >= s->len)
 				break;
 			if (maxsplit >= 0 && splits >= maxsplit) {
-				size_t e = s->len;
-				while (e > i) {
-					size_t q = e - 1;
-					while (q > i && ((unsigned char)s->p[q] & 0xC0) == 0x80)
-						q--;
-					ft_utf8_decode(s->p + q, e - q, &cp);
-					if (!ft_utf8_isspace(cp))
-						break;
-					e = q;
-				}
-				PUSH(mkstr(substr(rt, s, i, e - i)));
+				/* the rest, trailing whitespace and all */
+				PUSH(mkstr(substr(rt, s, i, s->len - i)));
 				break;
 			}
 			size_t b = i;
@@ -1942,6 +2622,7 @@ static struct jval split(struct rt *rt, const struct jstr *s, struct jval sepv, 
 			}
 		}
 	}
+done:
 #undef PUSH
 	struct vlist *l = newlist(rt, n);
 	memcpy(l->items, out, n * sizeof *out);
@@ -1951,8 +2632,7 @@ static struct jval split(struct rt *rt, const struct jstr *s, struct jval sepv, 
 static struct jval replace(struct rt *rt, const struct jstr *s, const struct jstr *old,
 			   const struct jstr *new_, int64_t count)
 {
-	struct sb b;
-	sb_init(&b);
+	struct sb *b = sb_new(rt);
 	size_t i = 0;
 	int64_t done = 0;
 	if (!old->len) {
@@ -1960,38 +2640,37 @@ static struct jval replace(struct rt *rt, const struct jstr *s, const struct jst
 		size_t n = ft_utf8_count(s->p, s->len);
 		for (size_t k = 0; k <= n; k++) {
 			if (count < 0 || done < count) {
-				put(rt, &b.r, new_, 0);
+				put(rt, &b->r, new_, 0);
 				done++;
 			}
 			if (k < n) {
 				int32_t cp;
 				int len = ft_utf8_decode(s->p + i, s->len - i, &cp);
-				put(rt, &b.r, substr(rt, s, i, (size_t)len), 0);
+				put(rt, &b->r, substr(rt, s, i, (size_t)len), 0);
 				i += (size_t)len;
 			}
 		}
-		if (b.r.text.len > MAX_STRING)
+		if (b->r.text.len > MAX_STRING)
 			rt_fail(rt, NULL, "string too long");
-		return mkstr(sb_done(rt, &b));
+		return mkstr(sb_done(rt, b));
 	}
 	for (;;) {
 		const char *hit = count >= 0 && done >= count ? NULL :
 				  memmem(s->p + i, s->len - i, old->p, old->len);
 		if (!hit) {
-			put(rt, &b.r, substr(rt, s, i, s->len - i), 0);
+			put(rt, &b->r, substr(rt, s, i, s->len - i), 0);
 			break;
 		}
 		size_t h = (size_t)(hit - s->p);
-		put(rt, &b.r, substr(rt, s, i, h - i), 0);
-		put(rt, &b.r, new_, 0);
+		put(rt, &b->r, substr(rt, s, i, h - i), 0);
+		put(rt, &b->r, new_, 0);
 		i = h + old->len;
 		done++;
-		if (b.r.text.len > MAX_STRING) {
-			ft_render_release(&b.r);
+		if (b->r.text.len > MAX_STRING) {
 			rt_fail(rt, NULL, "string too long");
 		}
 	}
-	return mkstr(sb_done(rt, &b));
+	return mkstr(sb_done(rt, b));
 }
 
 static struct jstr *need_str(struct rt *rt, struct jval v, const char *what, const struct node *at)
@@ -2068,7 +2747,7 @@ static int64_t find(const struct jstr *s, const struct jstr *sub, bool last)
 	return (int64_t)ft_utf8_count(s->p, (size_t)(hit - s->p));
 }
 
-static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a, const struct node *at)
+static NOINLINE struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a, const struct node *at)
 {
 	struct jval self = m->self;
 	const struct jstr *s = self.kind == V_STR ? self.s : NULL;
@@ -2080,7 +2759,7 @@ static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a,
 		return mkstr(strip(rt, s, chars, m->id != M_RSTRIP, m->id != M_LSTRIP));
 	}
 	case M_SPLIT: case M_RSPLIT:
-		return split(rt, s, arg(a, 0, "sep", nil), inum(arg(a, 1, "maxsplit", mkint(-1))),
+		return split(rt, s, arg(a, 0, "sep", nil), need_int(rt, arg(a, 1, "maxsplit", mkint(-1)), at),
 			     m->id == M_RSPLIT, at);
 	case M_STARTSWITH: case M_ENDSWITH:
 		if (!a->npos)
@@ -2095,11 +2774,77 @@ static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a,
 			rt_fail(rt, at, "replace() takes at least 2 arguments");
 		return replace(rt, s, need_str(rt, a->pos[0], "replace arg", at),
 			       need_str(rt, a->pos[1], "replace arg", at),
-			       inum(arg(a, 2, "count", mkint(-1))));
-	case M_FIND: case M_RFIND:
+			       need_int(rt, arg(a, 2, "count", mkint(-1)), at));
+	case M_FIND: case M_RFIND: case M_SINDEX: case M_RINDEX: {
 		if (!a->npos)
-			rt_fail(rt, at, "find() takes at least 1 argument");
-		return mkint(find(s, need_str(rt, a->pos[0], "find arg", at), m->id == M_RFIND));
+			rt_fail(rt, at, "%s() takes at least 1 argument", method_names[m->id]);
+		int64_t i = find(s, need_str(rt, a->pos[0], "find arg", at),
+				 m->id == M_RFIND || m->id == M_RINDEX);
+		if (i < 0 && (m->id == M_SINDEX || m->id == M_RINDEX))
+			rt_fail(rt, at, "substring not found");
+		return mkint(i);
+	}
+	case M_REMOVEPREFIX: case M_REMOVESUFFIX: {
+		if (a->npos != 1)
+			rt_fail(rt, at, "%s() takes exactly one argument", method_names[m->id]);
+		const struct jstr *x = need_str(rt, a->pos[0], method_names[m->id], at);
+		if (x->len > s->len)
+			return self;
+		if (m->id == M_REMOVEPREFIX)
+			return memcmp(s->p, x->p, x->len) ? self : mkstr(substr(rt, s, x->len, s->len - x->len));
+		return memcmp(s->p + s->len - x->len, x->p, x->len) ? self :
+		       mkstr(substr(rt, s, 0, s->len - x->len));
+	}
+	case M_PARTITION: case M_RPARTITION: {
+		if (a->npos != 1)
+			rt_fail(rt, at, "%s() takes exactly one argument", method_names[m->id]);
+		const struct jstr *sep = need_str(rt, a->pos[0], "partition arg", at);
+		if (!sep->len)
+			rt_fail(rt, at, "empty separator");
+		int64_t cp = find(s, sep, m->id == M_RPARTITION);
+		struct vlist *t = newlist(rt, 3);
+		t->tuple = true;
+		struct jval empty = mkstr(lit(rt, "", 0));
+		if (cp < 0) {
+			t->items[0] = m->id == M_PARTITION ? self : empty;
+			t->items[1] = empty;
+			t->items[2] = m->id == M_PARTITION ? empty : self;
+		} else {
+			size_t at_b = ft_utf8_offset(s->p, s->len, (size_t)cp);
+			t->items[0] = mkstr(substr(rt, s, 0, at_b));
+			t->items[1] = mkstr(substr(rt, s, at_b, sep->len));
+			t->items[2] = mkstr(substr(rt, s, at_b + sep->len, s->len - at_b - sep->len));
+		}
+		return mklist(t);
+	}
+	case M_LJUST: case M_RJUST: case M_CENTER: case M_ZFILL: {
+		if (a->npos < 1 || a->npos > (m->id == M_ZFILL ? 1 : 2))
+			rt_fail(rt, at, "%s() takes the width and at most a fill character", method_names[m->id]);
+		int64_t width = need_int(rt, a->pos[0], at);
+		const struct jstr *fill = a->npos > 1 ? need_str(rt, a->pos[1], "fill character", at) :
+					  lit(rt, m->id == M_ZFILL ? "0" : " ", 1);
+		if (ft_utf8_count(fill->p, fill->len) != 1)
+			rt_fail(rt, at, "The fill character must be exactly one character long");
+		int64_t len = (int64_t)ft_utf8_count(s->p, s->len);
+		if (width <= len)
+			return self;
+		if (width > (int64_t)(MAX_STRING / 4))
+			rt_fail(rt, at, "string too long");
+		int64_t marg = width - len, left = m->id == M_LJUST ? 0 : m->id == M_CENTER ?
+			       marg / 2 + (marg & width & 1) : marg;
+		struct sb *b = sb_new(rt);
+		size_t signlen = 0;
+		if (m->id == M_ZFILL && s->len && (s->p[0] == '+' || s->p[0] == '-')) {
+			signlen = 1;  /* zeros go after the sign */
+			put(rt, &b->r, substr(rt, s, 0, 1), 0);
+		}
+		for (int64_t k = 0; k < left; k++)
+			put(rt, &b->r, fill, 0);
+		put(rt, &b->r, substr(rt, s, signlen, s->len - signlen), 0);
+		for (int64_t k = left; k < marg; k++)
+			put(rt, &b->r, fill, 0);
+		return mkstr(sb_done(rt, b));
+	}
 	case M_COUNT: {
 		if (!a->npos)
 			rt_fail(rt, at, "count() takes at least 1 argument");
@@ -2136,9 +2881,14 @@ static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a,
 		return char_class(rt, s, m->id);
 	case M_ITEMS: case M_KEYS: case M_VALUES: {
 		struct vlist *keys = to_list(rt, self, at);
-		if (m->id == M_KEYS)
-			return mklist(keys);
+		if (m->id == M_KEYS) {
+			struct vlist *kv = newlist(rt, keys->n);
+			memcpy(kv->items, keys->items, keys->n * sizeof *keys->items);
+			kv->view = VIEW_KEYS;
+			return mklist(kv);
+		}
 		struct vlist *l = newlist(rt, keys->n);
+		l->view = m->id == M_ITEMS ? VIEW_ITEMS : VIEW_VALUES;
 		for (size_t i = 0; i < keys->n; i++) {
 			bool found;
 			struct jval v = getitem_value(rt, self, keys->items[i], &found);
@@ -2175,6 +2925,18 @@ static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a,
 			n += equals(rt, l->items[i], a->pos[0]);
 		return mkint(n);
 	}
+	case M_CHANGED: {
+		/* true when the arguments differ from the last call's */
+		struct vlist *t = newlist(rt, (size_t)a->npos);
+		memcpy(t->items, a->pos, (size_t)a->npos * sizeof *a->pos);
+		t->tuple = true;
+		struct loopinfo *L = self.loop;
+		if (L->has_changed && equals(rt, L->last_changed, mklist(t)))
+			return mkbool(false);
+		L->last_changed = mklist(t);
+		L->has_changed = true;
+		return mkbool(true);
+	}
 	case M_CYCLE:
 		if (!a->npos)
 			rt_fail(rt, at, "no items for cycling given");
@@ -2185,7 +2947,7 @@ static struct jval call_method(struct rt *rt, struct vmethod *m, struct args *a,
 
 /* ---- globals ---- */
 
-static struct jval call_global(struct rt *rt, int id, struct args *a, const struct node *at)
+static NOINLINE struct jval call_global(struct rt *rt, int id, struct args *a, const struct node *at)
 {
 	switch (id) {
 	case G_RANGE: {
@@ -2205,16 +2967,16 @@ static struct jval call_global(struct rt *rt, int id, struct args *a, const stru
 					type_name(a->pos[i]));
 		if (step == 0)
 			rt_fail(rt, at, "range() arg 3 must not be zero");
-		int64_t n = 0;
+		uint64_t n = 0;  /* unsigned: stop - start may not fit int64 */
 		if (step > 0 && stop > start)
-			n = (stop - start + step - 1) / step;
+			n = ((uint64_t)stop - (uint64_t)start - 1) / (uint64_t)step + 1;
 		else if (step < 0 && stop < start)
-			n = (start - stop - step - 1) / -step;
+			n = ((uint64_t)start - (uint64_t)stop - 1) / ((uint64_t)0 - (uint64_t)step) + 1;
 		if (n > MAX_RANGE)
 			rt_fail(rt, at, "range too big, maximum size for range is %d", MAX_RANGE);
 		struct vlist *l = newlist(rt, (size_t)n);
-		for (int64_t i = 0; i < n; i++)
-			l->items[i] = mkint(start + i * step);
+		for (uint64_t i = 0; i < n; i++)
+			l->items[i] = mkint(start + (int64_t)i * step);
 		return mklist(l);
 	}
 	case G_DICT:
@@ -2281,7 +3043,7 @@ enum filter_id {
 	F_FLOAT, F_FORMAT, F_INDENT, F_INT, F_ITEMS, F_JOIN, F_LAST, F_LENGTH, F_LIST, F_LOWER,
 	F_MAP, F_MAX, F_MIN, F_REJECT, F_REJECTATTR, F_REPLACE, F_REVERSE, F_ROUND, F_SAFE,
 	F_SELECT, F_SELECTATTR, F_SORT, F_STRING, F_SUM, F_TITLE, F_TOJSON, F_TRIM, F_UNIQUE,
-	F_UPPER, F_WORDCOUNT, F_COUNT_
+	F_UPPER, F_WORDCOUNT, F_BATCH, F_CENTER, F_SLICE, F_TRUNCATE, F_GROUPBY, F_COUNT_
 };
 
 static const char *const filter_names[] = {
@@ -2289,7 +3051,7 @@ static const char *const filter_names[] = {
 	"float", "format", "indent", "int", "items", "join", "last", "length", "list", "lower",
 	"map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round", "safe",
 	"select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim", "unique",
-	"upper", "wordcount",
+	"upper", "wordcount", "batch", "center", "slice", "truncate", "groupby",
 };
 
 int jinja_filter_id(const char *name, size_t len)
@@ -2355,76 +3117,107 @@ static struct jval join(struct rt *rt, struct jval sep, struct jval seq, const s
 {
 	struct vlist *l = to_list(rt, seq, at);
 	struct jstr *s = to_str(rt, sep);
-	struct sb b;
-	sb_init(&b);
+	struct sb *b = sb_new(rt);
 	for (size_t i = 0; i < l->n; i++) {
 		if (i)
-			put(rt, &b.r, s, 0);
+			put(rt, &b->r, s, 0);
 		struct jval item = l->items[i];
 		if (attribute)
 			item = attr_path(rt, item, mkstr(lit(rt, attribute, strlen(attribute))), at);
-		put(rt, &b.r, to_str(rt, item), 0);
-		if (b.r.text.len > MAX_STRING) {
-			ft_render_release(&b.r);
+		put(rt, &b->r, to_str(rt, item), 0);
+		if (b->r.text.len > MAX_STRING) {
 			rt_fail(rt, at, "string too long");
 		}
 	}
-	return mkstr(sb_done(rt, &b));
+	return mkstr(sb_done(rt, b));
 }
 
-/* ordering for sort/min/max/unique: strings case-insensitive unless asked */
-static _Thread_local struct rt *sort_rt;
-static _Thread_local bool sort_case;
-static _Thread_local const struct node *sort_at;
-
-static int key_cmp(struct jval a, struct jval b)
+/* The sort key jinja2's make_attrgetter gives: the item or its attribute
+ * path, strings lowercased unless case_sensitive (ignore_case). */
+static struct jval sort_key(struct rt *rt, struct jval item, struct jval attribute,
+			    bool case_sensitive, const struct node *at)
 {
-	if (!sort_case && a.kind == V_STR && b.kind == V_STR) {
-		struct jstr *x = case_map(sort_rt, a.s, 1), *y = case_map(sort_rt, b.s, 1);
-		return compare(sort_rt, mkstr(x), mkstr(y), sort_at);
-	}
-	return compare(sort_rt, a, b, sort_at);
+	struct jval k = attribute.kind == V_NONE ? item : attr_path(rt, item, attribute, at);
+	if (!case_sensitive && k.kind == V_STR)
+		k = mkstr(case_map(rt, k.s, 1));
+	return k;
 }
 
 struct sortitem {
 	struct jval key, val;
-	size_t idx;
 };
 
-static int sortitem_cmp(const void *x, const void *y)
+/* Stable merge sort by key with Python's '<' (the comparison may fail:
+ * everything lives in the render arena, so nothing leaks then). */
+static void merge_sort(struct rt *rt, struct sortitem *v, struct sortitem *tmp, size_t n,
+		       const struct node *at)
 {
-	const struct sortitem *a = x, *b = y;
-	int c = key_cmp(a->key, b->key);
-	return c ? c : (a->idx < b->idx ? -1 : a->idx > b->idx);  /* stable */
+	if (n < 2)
+		return;
+	size_t h = n / 2;
+	merge_sort(rt, v, tmp, h, at);
+	merge_sort(rt, v + h, tmp, n - h, at);
+	size_t i = 0, j = h, k = 0;
+	while (i < h && j < n)
+		tmp[k++] = compare(rt, v[j].key, v[i].key, at) < 0 ? v[j++] : v[i++];
+	while (i < h)
+		tmp[k++] = v[i++];
+	while (j < n)
+		tmp[k++] = v[j++];
+	memcpy(v, tmp, n * sizeof *v);
 }
 
+/* sorted(l, key=..., reverse=...): with reverse, equal keys keep their
+ * order, as in Python. */
 static struct vlist *sorted(struct rt *rt, struct vlist *l, bool reverse, bool case_sensitive,
 			    struct jval attribute, const struct node *at)
 {
-	struct sortitem *it = ralloc(rt, (l->n + 1) * sizeof *it);
-	for (size_t i = 0; i < l->n; i++) {
-		it[i].val = l->items[i];
-		it[i].key = attribute.kind == V_NONE ? l->items[i] : attr_path(rt, l->items[i], attribute, at);
-		it[i].idx = reverse ? l->n - i : i;
+	size_t n = l->n;
+	struct sortitem *it = ralloc(rt, (n + 1) * sizeof *it);
+	struct sortitem *tmp = ralloc(rt, (n + 1) * sizeof *tmp);
+	/* jinja2's make_multi_attrgetter: the key is a list, one entry per
+	 * comma-separated attribute (so equal keys compare by ==, never by <) */
+	struct jval parts[16];
+	int np = 0;
+	if (attribute.kind == V_STR) {
+		const struct jstr *as = attribute.s;
+		for (size_t b = 0, e; b <= as->len && np < 16; b = e + 1) {
+			const char *c = memchr(as->p + b, ',', as->len - b);
+			e = c ? (size_t)(c - as->p) : as->len;
+			parts[np++] = mkstr(substr(rt, as, b, e - b));
+		}
+	} else {
+		parts[np++] = attribute;
 	}
-	sort_rt = rt;
-	sort_case = case_sensitive;
-	sort_at = at;
-	qsort(it, l->n, sizeof *it, sortitem_cmp);
-	struct vlist *out = newlist(rt, l->n);
-	for (size_t i = 0; i < l->n; i++)
-		out->items[i] = it[reverse ? l->n - 1 - i : i].val;
+	for (size_t i = 0; i < n; i++) {
+		/* reverse: sort the reversed list ascending, then reverse back */
+		size_t src = reverse ? n - 1 - i : i;
+		it[i].val = l->items[src];
+		struct vlist *key = newlist(rt, (size_t)np);
+		for (int k = 0; k < np; k++)
+			key->items[k] = sort_key(rt, l->items[src], parts[k], case_sensitive, at);
+		it[i].key = mklist(key);
+	}
+	merge_sort(rt, it, tmp, n, at);
+	struct vlist *out = newlist(rt, n);
+	for (size_t i = 0; i < n; i++)
+		out->items[i] = it[reverse ? n - 1 - i : i].val;
 	return out;
 }
 
 static struct jval select_(struct rt *rt, struct jval v, struct args *a, bool want, bool byattr,
 			   const struct node *at)
 {
+	/* jinja2's select_or_reject: nothing is checked for an empty input */
+	if (!truthy(v))
+		return mkgen(newlist(rt, 0));
 	struct vlist *l = to_list(rt, v, at);
 	struct vlist *out = newlist(rt, l->n);
 	out->n = 0;
 	int first = byattr ? 1 : 0;
-	struct jval attr = byattr ? arg(a, 0, "attribute", none()) : none();
+	if (byattr && !a->npos)
+		rt_fail(rt, at, "Missing parameter for attribute name");
+	struct jval attr = byattr ? a->pos[0] : none();
 	int tid = -1;
 	struct args targs = { 0 };
 	if (a->npos > first) {
@@ -2434,6 +3227,11 @@ static struct jval select_(struct rt *rt, struct jval v, struct args *a, bool wa
 			rt_fail(rt, at, "no test named '%.*s'", (int)tn->len, tn->p);
 		targs.pos = a->pos + first + 1;
 		targs.npos = a->npos - first - 1;
+		targs.kwn = a->kwn;
+		targs.kwv = a->kwv;
+		targs.nkw = a->nkw;
+	} else if (a->nkw) {
+		rt_fail(rt, at, "bool() takes no keyword arguments");
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		struct jval x = byattr ? attr_path(rt, l->items[i], attr, at) : l->items[i];
@@ -2441,42 +3239,309 @@ static struct jval select_(struct rt *rt, struct jval v, struct args *a, bool wa
 		if (r == want)
 			out->items[out->n++] = l->items[i];
 	}
-	return mklist(out);
+	return mkgen(out);
 }
 
-static struct jval to_int(struct rt *rt, struct jval v, struct jval dflt)
+/* s without Python whitespace on both ends: [*b, *e) */
+static void ws_trim(const struct jstr *s, size_t *b, size_t *e)
 {
-	if (v.kind == V_INT)
-		return v;
-	if (v.kind == V_BOOL)
-		return mkint(v.b);
-	if (v.kind == V_FLOAT)
-		return isfinite(v.f) ? mkint((int64_t)v.f) : dflt;
-	if (v.kind == V_STR) {
-		char tmp[64];
-		snprintf(tmp, sizeof tmp, "%.*s", (int)(v.s->len < 63 ? v.s->len : 63), v.s->p);
-		char *end;
-		errno = 0;
-		long long i = strtoll(tmp, &end, 10);
-		while (*end == ' ')
-			end++;
-		if (end != tmp && !*end && !errno)
-			return mkint(i);
-		double d = strtod(tmp, &end);
-		while (*end == ' ')
-			end++;
-		if (end != tmp && !*end && isfinite(d))
-			return mkint((int64_t)d);
+	size_t i = 0, j = s->len;
+	while (i < j) {
+		int32_t cp;
+		int k = ft_utf8_decode(s->p + i, j - i, &cp);
+		if (!ft_utf8_isspace(cp))
+			break;
+		i += (size_t)k;
 	}
-	return dflt;
+	*b = i;
+	*e = back_over(s, i, j, true);
 }
 
-static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct args *a,
+static int digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A' + 10;
+	return 99;
+}
+
+/* Python's int(s, base) for ASCII digits. 0 ok, -1 ValueError, -2 too big
+ * for 64 bits. */
+static int py_int(const struct jstr *s, int base, int64_t *out)
+{
+	size_t i, e;
+	ws_trim(s, &i, &e);
+	const char *p = s->p;
+	bool neg = false;
+	if (i < e && (p[i] == '+' || p[i] == '-'))
+		neg = p[i++] == '-';
+	if (e - i >= 2 && p[i] == '0') {
+		char x = (char)(p[i + 1] | 0x20);
+		int pb = x == 'x' ? 16 : x == 'o' ? 8 : x == 'b' ? 2 : 0;
+		if (pb && (base == 0 || base == pb)) {
+			base = pb;
+			i += 2;
+			if (i < e && p[i] == '_')
+				i++;
+		}
+	}
+	if (base == 0) {
+		base = 10;
+		/* base 0 forbids leading zeros in a non-zero decimal */
+		if (i < e && p[i] == '0')
+			for (size_t k = i; k < e; k++)
+				if (p[k] != '0' && p[k] != '_')
+					return -1;
+	}
+	if (i >= e)
+		return -1;
+	uint64_t v = 0;
+	bool big = false;
+	for (size_t k = i; k < e; k++) {
+		if (p[k] == '_') {
+			if (k == i || k + 1 >= e || p[k + 1] == '_')
+				return -1;
+			continue;
+		}
+		int d = digit_value(p[k]);
+		if (d >= base)
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+			big = true;
+		else
+			v = v * (uint64_t)base + (uint64_t)d;
+	}
+	if (big || v > (uint64_t)INT64_MAX + neg)
+		return -2;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return 0;
+}
+
+/* Python's float(s): decimal with '_' between digits, inf, infinity, nan. */
+static bool py_float(const struct jstr *s, double *out)
+{
+	size_t i, e;
+	ws_trim(s, &i, &e);
+	const char *p = s->p;
+	char buf[128];
+	size_t o = 0;
+	if (i < e && (p[i] == '+' || p[i] == '-'))
+		buf[o++] = p[i++];
+	size_t rest = e - i;
+	static const char *const words[] = { "inf", "infinity", "nan" };
+	for (size_t w = 0; w < 3; w++)
+		if (rest == strlen(words[w]) && !strncasecmp(p + i, words[w], rest)) {
+			double d = w == 2 ? NAN : INFINITY;
+			*out = o && buf[0] == '-' ? -d : d;
+			return true;
+		}
+	int digits = 0, state = 0;  /* 0 int part, 1 fraction, 2 exponent */
+	bool prev_digit = false;
+	for (size_t k = i; k < e; k++) {
+		char c = p[k];
+		if (o >= sizeof buf - 2)
+			return false;
+		if (c >= '0' && c <= '9') {
+			buf[o++] = c;
+			digits += state < 2;
+			prev_digit = true;
+			continue;
+		}
+		if (c == '_' && prev_digit && k + 1 < e && p[k + 1] >= '0' && p[k + 1] <= '9')
+			continue;
+		prev_digit = false;
+		if (c == '.' && state == 0) {
+			state = 1;
+			buf[o++] = c;
+		} else if ((c == 'e' || c == 'E') && state < 2 && digits) {
+			state = 2;
+			buf[o++] = 'e';
+			if (k + 1 < e && (p[k + 1] == '+' || p[k + 1] == '-'))
+				buf[o++] = p[++k];
+			if (k + 1 >= e || p[k + 1] < '0' || p[k + 1] > '9')
+				return false;
+		} else {
+			return false;
+		}
+	}
+	if (!digits)
+		return false;
+	buf[o] = 0;
+	*out = strtod(buf, NULL);
+	return true;
+}
+
+/* jinja2's int filter: int(value) (int(value, base) for strings), else
+ * int(float(value)), else the default. */
+static struct jval to_int(struct rt *rt, struct jval v, struct jval dflt, int64_t base,
+			  const struct node *at)
+{
+	const char *big = "integer result beyond 64 bits (Python's ints are unbounded): not supported";
+	double d;
+	switch (v.kind) {
+	case V_INT: case V_BIGINT: return v;
+	case V_BOOL: return mkint(v.b);
+	case V_UNDEF: undef_fail(rt, at, v);
+	case V_FLOAT:
+		d = v.f;
+		break;
+	case V_STR: {
+		int64_t i;
+		if (base != 0 && (base < 2 || base > 36))
+			rt_fail(rt, at, "int() base must be >= 2 and <= 36, or 0");
+		int rc = py_int(v.s, (int)base, &i);
+		if (rc == 0)
+			return mkint(i);
+		if (rc == -2)
+			rt_fail(rt, at, "%s", big);
+		if (!py_float(v.s, &d))
+			return dflt;
+		break;
+	}
+	default:
+		return dflt;
+	}
+	if (isnan(d))
+		return dflt;
+	if (isinf(d))
+		rt_fail(rt, at, "cannot convert float infinity to integer");
+	if (d >= 9223372036854775808.0 || d < -9223372036854775808.0)
+		rt_fail(rt, at, "%s", big);
+	return mkint((int64_t)d);
+}
+
+/* Python's round(x, ndigits): exact half-to-even on the decimal value of
+ * x; ints stay ints. */
+static struct jval py_round(struct rt *rt, struct jval v, int64_t nd, const struct node *at)
+{
+	if (v.kind != V_FLOAT) {
+		int64_t x = inum(v);
+		if (nd >= 0)
+			return mkint(x);
+		if (nd < -18)
+			return mkint(0);
+		int64_t p = 1;
+		for (int64_t k = 0; k < -nd; k++)
+			p *= 10;
+		int64_t q = x / p, r = x % p;
+		if (r < 0) {
+			q--;
+			r += p;
+		}
+		/* r in [0, p): compare 2r with p, ties to even */
+		if (r > p - r || (r == p - r && (q & 1)))
+			q++;
+		int64_t out;
+		if (__builtin_mul_overflow(q, p, &out))
+			rt_fail(rt, at, "integer result beyond 64 bits (Python's ints are unbounded): not supported");
+		return mkint(out);
+	}
+	double x = v.f;
+	if (!isfinite(x) || x == 0)
+		return v;
+	if (nd > 323)
+		return v;
+	if (nd < -308)
+		return mkfloat(0.0 * x);
+	char buf[720];
+	if (nd >= 0) {
+		snprintf(buf, sizeof buf, "%.*f", (int)nd, x);  /* glibc rounds the exact value, ties to even */
+		return mkfloat(strtod(buf, NULL));
+	}
+	/* significant digits up to the 10**-nd place */
+	int e10 = (int)floor(log10(fabs(x)));
+	if (pow(10, e10) > fabs(x))
+		e10--;
+	else if (pow(10, e10 + 1) <= fabs(x))
+		e10++;
+	int64_t sig = e10 + 1 + nd;  /* digits kept */
+	if (sig <= 0) {
+		/* |x| < 10**-nd: 0, or 10**-nd when above half of it */
+		double unit = pow(10, (double)-nd), half = unit / 2;
+		double r = fabs(x) > half || (sig == 0 && fabs(x) > half) ? unit : 0.0;
+		return mkfloat(copysign(r, x));
+	}
+	snprintf(buf, sizeof buf, "%.*e", (int)(sig - 1), x);
+	return mkfloat(strtod(buf, NULL));
+}
+
+/* Parameters of each filter after the value (jinja2's, and transformers'
+ * tojson), so calls are checked as Python checks them. */
+struct signature {
+	const char *params[5];
+	int required;
+	bool variadic;  /* *args, **kwargs: the filter checks itself */
+};
+
+static const struct signature filter_sigs[F_COUNT_] = {
+	[F_ATTR] = { { "name" }, 1, false },
+	[F_D] = { { "default_value", "boolean" }, 0, false },
+	[F_DEFAULT] = { { "default_value", "boolean" }, 0, false },
+	[F_DICTSORT] = { { "case_sensitive", "by", "reverse" }, 0, false },
+	[F_FLOAT] = { { "default" }, 0, false },
+	[F_FORMAT] = { { NULL }, 0, true },
+	[F_INDENT] = { { "width", "first", "blank" }, 0, false },
+	[F_INT] = { { "default", "base" }, 0, false },
+	[F_JOIN] = { { "d", "attribute" }, 0, false },
+	[F_MAP] = { { NULL }, 0, true },
+	[F_MAX] = { { "case_sensitive", "attribute" }, 0, false },
+	[F_MIN] = { { "case_sensitive", "attribute" }, 0, false },
+	[F_REJECT] = { { NULL }, 0, true },
+	[F_REJECTATTR] = { { NULL }, 0, true },
+	[F_REPLACE] = { { "old", "new", "count" }, 2, false },
+	[F_ROUND] = { { "precision", "method" }, 0, false },
+	[F_SELECT] = { { NULL }, 0, true },
+	[F_SELECTATTR] = { { NULL }, 0, true },
+	[F_SORT] = { { "reverse", "case_sensitive", "attribute" }, 0, false },
+	[F_SUM] = { { "attribute", "start" }, 0, false },
+	[F_TOJSON] = { { "ensure_ascii", "indent", "separators", "sort_keys" }, 0, false },
+	[F_TRIM] = { { "chars" }, 0, false },
+	[F_UNIQUE] = { { "case_sensitive", "attribute" }, 0, false },
+	[F_BATCH] = { { "linecount", "fill_with" }, 1, false },
+	[F_CENTER] = { { "width" }, 0, false },
+	[F_SLICE] = { { "slices", "fill_with" }, 1, false },
+	[F_TRUNCATE] = { { "length", "killwords", "end", "leeway" }, 0, false },
+	[F_GROUPBY] = { { "attribute", "default", "case_sensitive" }, 1, false },
+};
+
+/* TypeError for a call that does not fit sig, as Python raises it. */
+static void check_call(struct rt *rt, const char *fn, const struct signature *sig,
+		       const struct args *a, const struct node *at)
+{
+	if (sig->variadic)
+		return;
+	int np = 0;
+	while (np < 5 && sig->params[np])
+		np++;
+	if (a->npos > np)
+		rt_fail(rt, at, "%s() takes %d positional argument(s) but %d were given", fn, np + 1,
+			a->npos + 1);
+	for (int k = 0; k < a->nkw; k++) {
+		int i = 0;
+		while (i < np && strcmp(sig->params[i], a->kwn[k]))
+			i++;
+		if (i == np)
+			rt_fail(rt, at, "%s() got an unexpected keyword argument '%s'", fn, a->kwn[k]);
+		if (i < a->npos)
+			rt_fail(rt, at, "%s() got multiple values for argument '%s'", fn, a->kwn[k]);
+	}
+	for (int i = a->npos; i < sig->required; i++)
+		if (!has_arg(a, -1, sig->params[i]))
+			rt_fail(rt, at, "%s() missing required argument: '%s'", fn, sig->params[i]);
+}
+
+static NOINLINE struct jval apply_filter(struct rt *rt, int id, struct jval v, struct args *a,
 				const struct node *at, struct scope *sc)
 {
 	struct jval nil = none();
+	check_call(rt, filter_names[id], &filter_sigs[id], a, at);
 	switch (id) {
 	case F_ABS:
+		if ((v.kind == V_INT && v.i == INT64_MIN) || v.kind == V_BIGINT)
+			rt_fail(rt, at, "integer result beyond 64 bits (Python's ints are unbounded): not supported");
 		if (v.kind == V_INT || v.kind == V_BOOL)
 			return mkint(llabs(inum(v)));
 		if (v.kind == V_FLOAT)
@@ -2485,7 +3550,7 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 	case F_ATTR: {
 		struct jval name = arg(a, 0, "name", nil);
 		const struct jstr *n = need_str(rt, name, "attribute name", at);
-		return getattr_(rt, v, n->p, n->len, at);
+		return getattr_x(rt, v, n->p, n->len, at, false);  /* attributes only */
 	}
 	case F_CAPITALIZE: return mkstr(case_map(rt, to_str(rt, v), 3));
 	case F_COUNT: case F_LENGTH: return mkint(length(rt, v, at));
@@ -2496,80 +3561,105 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 		return v;
 	}
 	case F_DICTSORT: {
+		if (v.kind == V_UNDEF)
+			undef_fail(rt, at, v);
+		if (!is_map(v))
+			rt_fail(rt, at, "'%s' object has no attribute 'items'", type_name(v));
 		bool cs = truthy(arg(a, 0, "case_sensitive", mkbool(false)));
 		struct jval by = arg(a, 1, "by", mkstr(lit(rt, "key", 3)));
 		bool rev = truthy(arg(a, 2, "reverse", mkbool(false)));
 		struct jval items = call_method(rt, &(struct vmethod){ v, M_ITEMS }, a, at);
 		bool byval = by.kind == V_STR && str_eq(by.s, "value", 5);
+		if (!byval && !(by.kind == V_STR && str_eq(by.s, "key", 3)))
+			rt_fail(rt, at, "You can only sort by either \"key\" or \"value\"");
 		return mklist(sorted(rt, items.l, rev, cs, mkint(byval ? 1 : 0), at));
 	}
 	case F_E: case F_ESCAPE: {
 		struct jstr *s = to_str(rt, v);
-		struct ft_buf b;
-		ft_buf_init(&b, 0);
+		struct ft_buf *b = tb_new(rt, MAX_STRING);
 		int rc = 0;
 		for (size_t i = 0; i < s->len && !rc; i++) {
 			switch (s->p[i]) {
-			case '&': rc = ft_buf_puts(&b, "&amp;"); break;
-			case '<': rc = ft_buf_puts(&b, "&lt;"); break;
-			case '>': rc = ft_buf_puts(&b, "&gt;"); break;
-			case '"': rc = ft_buf_puts(&b, "&#34;"); break;
-			case '\'': rc = ft_buf_puts(&b, "&#39;"); break;
-			default: rc = ft_buf_putc(&b, s->p[i]);
+			case '&': rc = ft_buf_puts(b, "&amp;"); break;
+			case '<': rc = ft_buf_puts(b, "&lt;"); break;
+			case '>': rc = ft_buf_puts(b, "&gt;"); break;
+			case '"': rc = ft_buf_puts(b, "&#34;"); break;
+			case '\'': rc = ft_buf_puts(b, "&#39;"); break;
+			default: rc = ft_buf_putc(b, s->p[i]);
 			}
 		}
-		char *p = ralloc(rt, b.len + 1);
-		memcpy(p, b.data ? b.data : "", b.len);
-		struct jstr *r = derived(rt, p, b.len, s);
-		ft_buf_release(&b);
+		if (rc)
+			rt_fail(rt, at, "string too long");
+		char *p = ralloc(rt, b->len + 1);
+		memcpy(p, b->data ? b->data : "", b->len);
+		struct jstr *r = derived(rt, p, b->len, s);
+		tmp_release(rt, b);
 		return mkstr(r);
 	}
 	case F_FIRST: {
+		if (is_gen(v))  /* next(iter(gen)): one item used up */
+			return v.l->pos < v.l->n ? v.l->items[v.l->pos++] :
+			       undef_hint("No first item, sequence was empty.");
 		struct vlist *l = to_list(rt, v, at);
-		return l->n ? l->items[0] : undef("first");
+		return l->n ? l->items[0] : undef_hint("No first item, sequence was empty.");
 	}
 	case F_LAST: {
+		if (is_gen(v))
+			rt_fail(rt, at, "'generator' object is not reversible");
 		struct vlist *l = to_list(rt, v, at);
-		return l->n ? l->items[l->n - 1] : undef("last");
+		return l->n ? l->items[l->n - 1] : undef_hint("No last item, sequence was empty.");
 	}
 	case F_FLOAT: {
+		double d;
+		if (v.kind == V_UNDEF)
+			undef_fail(rt, at, v);
 		if (v.kind == V_FLOAT)
 			return v;
-		if (v.kind == V_INT || v.kind == V_BOOL)
-			return mkfloat((double)inum(v));
-		if (v.kind == V_STR) {
-			char tmp[64], *end;
-			snprintf(tmp, sizeof tmp, "%.*s", (int)(v.s->len < 63 ? v.s->len : 63), v.s->p);
-			double d = strtod(tmp, &end);
-			if (end != tmp && !*end)
-				return mkfloat(d);
-		}
+		if (is_num(v))
+			return mkfloat(num(v));
+		if (v.kind == V_STR && py_float(v.s, &d))
+			return mkfloat(d);
 		return arg(a, 0, "default", mkfloat(0.0));
 	}
 	case F_FORMAT: {
+		/* soft_str(value) % (kwargs or args) */
+		if (a->npos && a->nkw)
+			rt_fail(rt, at, "can't handle positional and keyword arguments at the same time");
+		if (a->nkw) {
+			struct vdict *d = newdict(rt, (size_t)a->nkw);
+			for (int k = 0; k < a->nkw; k++)
+				dict_set(rt, d, mkstr(lit(rt, a->kwn[k], strlen(a->kwn[k]))), a->kwv[k]);
+			struct jval dv = { .kind = V_DICT };
+			dv.d = d;
+			return percent_format(rt, to_str(rt, v), dv, at);
+		}
 		struct vlist *l = newlist(rt, (size_t)a->npos);
 		memcpy(l->items, a->pos, (size_t)a->npos * sizeof *a->pos);
 		l->tuple = true;
 		return percent_format(rt, to_str(rt, v), mklist(l), at);
 	}
 	case F_INDENT: {
+		/* jinja2 appends "\n" to the value: it must be a string */
+		if (v.kind == V_UNDEF)
+			undef_fail(rt, at, v);
+		if (v.kind != V_STR)
+			rt_fail(rt, at, "unsupported operand type(s) for +=: '%s' and 'str'", type_name(v));
 		struct jval w = arg(a, 0, "width", mkint(4));
 		bool first = truthy(arg(a, 1, "first", mkbool(false)));
 		bool blank = truthy(arg(a, 2, "blank", mkbool(false)));
 		struct jstr *pad = w.kind == V_STR ? w.s : NULL;
-		char spaces[256];
 		if (!pad) {
-			int64_t n = inum(w);
+			int64_t n = need_int(rt, w, at);
 			if (n < 0)
 				n = 0;
-			if (n > 255)
-				n = 255;
+			if (n > 10000)
+				rt_fail(rt, at, "indent width too large");
+			char *spaces = ralloc(rt, (size_t)n + 1);
 			memset(spaces, ' ', (size_t)n);
-			pad = lit_copy(rt, spaces, (size_t)n);
+			pad = lit(rt, spaces, (size_t)n);
 		}
 		struct jstr *s = to_str(rt, v);
-		struct sb b;
-		sb_init(&b);
+		struct sb *b = sb_new(rt);
 		size_t i = 0;
 		bool line_first = true;
 		while (i <= s->len) {
@@ -2577,22 +3667,26 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 			size_t e = nl ? (size_t)(nl - s->p) : s->len;
 			bool empty = e == i;
 			if ((!line_first || first) && (blank || !empty))
-				put(rt, &b.r, pad, 0);
-			put(rt, &b.r, substr(rt, s, i, e - i + (nl ? 1 : 0)), 0);
+				put(rt, &b->r, pad, 0);
+			put(rt, &b->r, substr(rt, s, i, e - i + (nl ? 1 : 0)), 0);
 			line_first = false;
 			if (!nl)
 				break;
 			i = e + 1;
 		}
-		return mkstr(sb_done(rt, &b));
+		return mkstr(sb_done(rt, b));
 	}
-	case F_INT: return to_int(rt, v, arg(a, 0, "default", mkint(0)));
+	case F_INT:
+		return to_int(rt, v, arg(a, 0, "default", mkint(0)), need_int(rt, arg(a, 1, "base", mkint(10)), at), at);
 	case F_ITEMS:
 		if (v.kind == V_UNDEF)
-			return mklist(newlist(rt, 0));
+			return mkgen(newlist(rt, 0));
 		if (!is_map(v))
-			rt_fail(rt, at, "can only get item pairs from a mapping");
-		return call_method(rt, &(struct vmethod){ v, M_ITEMS }, a, at);
+			rt_fail(rt, at, "Can only get item pairs from a mapping.");
+		{
+			struct jval items = call_method(rt, &(struct vmethod){ v, M_ITEMS }, a, at);
+			return mkgen(items.l);  /* a generator in jinja2, not a view */
+		}
 	case F_JOIN: {
 		struct jval attr = arg(a, 1, "attribute", nil);
 		const char *an = NULL;
@@ -2601,7 +3695,7 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 		return join(rt, arg(a, 0, "d", mkstr(lit(rt, "", 0))), v, at, an, sc);
 	}
 	case F_LIST:
-		if (v.kind == V_LIST && !v.l->tuple)
+		if (v.kind == V_LIST && !v.l->tuple && v.l->view == VIEW_NONE)
 			return v;
 		{
 			struct vlist *src = to_list(rt, v, at), *l = newlist(rt, src->n);
@@ -2612,17 +3706,22 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 	case F_UPPER: return mkstr(case_map(rt, to_str(rt, v), 0));
 	case F_TITLE: return mkstr(case_map(rt, to_str(rt, v), 4));
 	case F_MAP: {
+		/* jinja2's do_map: nothing is checked for an empty input */
+		if (!truthy(v))
+			return mkgen(newlist(rt, 0));
 		struct vlist *l = to_list(rt, v, at), *out = newlist(rt, l->n);
-		if (has_arg(a, -1, "attribute")) {
+		if (!a->npos && has_arg(a, -1, "attribute")) {
 			struct jval attr = arg(a, -1, "attribute", nil);
-			bool hasd = has_arg(a, -1, "default");
 			struct jval d = arg(a, -1, "default", nil);
+			for (int k = 0; k < a->nkw; k++)
+				if (strcmp(a->kwn[k], "attribute") && strcmp(a->kwn[k], "default"))
+					rt_fail(rt, at, "Unexpected keyword argument '%s'", a->kwn[k]);
 			for (size_t i = 0; i < l->n; i++) {
 				out->items[i] = attr_path(rt, l->items[i], attr, at);
-				if (hasd && out->items[i].kind == V_UNDEF)
+				if (d.kind != V_NONE && out->items[i].kind == V_UNDEF)
 					out->items[i] = d;
 			}
-			return mklist(out);
+			return mkgen(out);
 		}
 		if (!a->npos)
 			rt_fail(rt, at, "map requires a filter argument");
@@ -2633,15 +3732,25 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 		struct args fa = { a->pos + 1, a->npos - 1, a->kwn, a->kwv, a->nkw };
 		for (size_t i = 0; i < l->n; i++)
 			out->items[i] = apply_filter(rt, fid, l->items[i], &fa, at, sc);
-		return mklist(out);
+		return mkgen(out);
 	}
 	case F_MAX: case F_MIN: {
 		struct vlist *l = to_list(rt, v, at);
 		if (!l->n)
-			return undef(id == F_MAX ? "max" : "min");
-		struct vlist *s = sorted(rt, l, false, truthy(arg(a, 0, "case_sensitive", mkbool(false))),
-					 arg(a, 1, "attribute", nil), at);
-		return id == F_MAX ? s->items[s->n - 1] : s->items[0];
+			return undef_hint("No aggregated item, sequence was empty.");
+		/* Python's min()/max(): the first of the smallest/largest */
+		bool cs = truthy(arg(a, 0, "case_sensitive", mkbool(false)));
+		struct jval attr = arg(a, 1, "attribute", nil);
+		size_t best = 0;
+		struct jval bk = sort_key(rt, l->items[0], attr, cs, at);
+		for (size_t i = 1; i < l->n; i++) {
+			struct jval k = sort_key(rt, l->items[i], attr, cs, at);
+			if (id == F_MAX ? compare(rt, bk, k, at) < 0 : compare(rt, k, bk, at) < 0) {
+				best = i;
+				bk = k;
+			}
+		}
+		return l->items[best];
 	}
 	case F_REJECT: return select_(rt, v, a, false, false, at);
 	case F_REJECTATTR: return select_(rt, v, a, false, true, at);
@@ -2649,11 +3758,9 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 	case F_SELECTATTR: return select_(rt, v, a, true, true, at);
 	case F_REPLACE: {
 		struct jstr *s = to_str(rt, v);
-		if (a->npos < 2)
-			rt_fail(rt, at, "replace filter needs old and new");
 		struct jval cnt = arg(a, 2, "count", nil);
-		return replace(rt, s, to_str(rt, a->pos[0]), to_str(rt, a->pos[1]),
-			       cnt.kind == V_NONE ? -1 : inum(cnt));
+		return replace(rt, s, to_str(rt, arg(a, 0, "old", nil)), to_str(rt, arg(a, 1, "new", nil)),
+			       cnt.kind == V_NONE ? -1 : need_int(rt, cnt, at));
 	}
 	case F_REVERSE: {
 		if (v.kind == V_STR)
@@ -2661,22 +3768,29 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 		struct vlist *l = to_list(rt, v, at), *out = newlist(rt, l->n);
 		for (size_t i = 0; i < l->n; i++)
 			out->items[i] = l->items[l->n - 1 - i];
-		return mklist(out);
+		return mkgen(out);
 	}
 	case F_ROUND: {
-		int64_t prec = inum(arg(a, 0, "precision", mkint(0)));
+		struct jval pv = arg(a, 0, "precision", mkint(0));
 		struct jval method = arg(a, 1, "method", mkstr(lit(rt, "common", 6)));
-		double x = num(v), p = pow(10, (double)prec);
-		if (!is_num(v))
-			rt_fail(rt, at, "round filter needs a number");
-		if (method.kind == V_STR && str_eq(method.s, "ceil", 4))
-			return mkfloat(ceil(x * p) / p);
-		if (method.kind == V_STR && str_eq(method.s, "floor", 5))
-			return mkfloat(floor(x * p) / p);
-		/* Python's round(): half to even on the decimal value */
-		char tmp[64];
-		snprintf(tmp, sizeof tmp, "%.*f", (int)(prec < 0 ? 0 : prec > 30 ? 30 : prec), x);
-		return mkfloat(prec >= 0 ? strtod(tmp, NULL) : nearbyint(x * p) / p);
+		bool ceil_ = method.kind == V_STR && str_eq(method.s, "ceil", 4);
+		bool floor_ = method.kind == V_STR && str_eq(method.s, "floor", 5);
+		if (!ceil_ && !floor_ && !(method.kind == V_STR && str_eq(method.s, "common", 6)))
+			rt_fail(rt, at, "method must be common, ceil or floor");
+		if (!is_num(v) || v.kind == V_BIGINT)
+			rt_fail(rt, at, "type %s doesn't define __round__ method", type_name(v));
+		if (pv.kind != V_INT && pv.kind != V_BOOL)
+			rt_fail(rt, at, "'%s' object cannot be interpreted as an integer", type_name(pv));
+		int64_t prec = inum(pv);
+		if (ceil_ || floor_) {
+			/* math.ceil(value * 10**precision) / 10**precision */
+			double x = num(v) * pow(10, (double)prec);
+			double r = ceil_ ? ceil(x) : floor(x);
+			if (!isfinite(r))
+				rt_fail(rt, at, "cannot convert float %s to integer", isnan(r) ? "NaN" : "infinity");
+			return mkfloat(r / pow(10, (double)prec));
+		}
+		return py_round(rt, v, prec, at);
 	}
 	case F_SAFE: case F_STRING:
 		return v.kind == V_STR ? v : mkstr(to_str(rt, v));
@@ -2695,10 +3809,8 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 				      attr.kind == V_NONE ? l->items[i] : attr_path(rt, l->items[i], attr, at), at);
 		return total;
 	}
-	case F_TOJSON: {
-		struct jval ind = arg(a, 0, "indent", nil);
-		return mkstr(tojson(rt, v, ind.kind == V_NONE ? -1 : (int)inum(ind), at));
-	}
+	case F_TOJSON:
+		return mkstr(tojson(rt, v, a, at));
 	case F_TRIM: {
 		struct jval c = arg(a, 0, "chars", nil);
 		return mkstr(strip(rt, to_str(rt, v), c.kind == V_NONE ? NULL : to_str(rt, c), true, true));
@@ -2707,28 +3819,175 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 		struct vlist *l = to_list(rt, v, at), *out = newlist(rt, l->n);
 		bool cs = truthy(arg(a, 0, "case_sensitive", mkbool(false)));
 		struct jval attr = arg(a, 1, "attribute", nil);
+		struct jval *keys = ralloc(rt, (l->n + 1) * sizeof *keys);
 		out->n = 0;
-		sort_rt = rt;
-		sort_case = cs;
-		sort_at = at;
 		for (size_t i = 0; i < l->n; i++) {
-			struct jval k = attr.kind == V_NONE ? l->items[i] : attr_path(rt, l->items[i], attr, at);
+			struct jval k = sort_key(rt, l->items[i], attr, cs, at);
+			if (k.kind == V_LIST || k.kind == V_DICT || k.kind == V_JSON || k.kind == V_NS)
+				rt_fail(rt, at, "unhashable type: '%s'", type_name(k));
 			bool seen = false;
-			for (size_t j = 0; j < out->n && !seen; j++) {
-				struct jval kj = attr.kind == V_NONE ? out->items[j] : attr_path(rt, out->items[j], attr, at);
-				if (!cs && k.kind == V_STR && kj.kind == V_STR)
-					seen = equals(rt, mkstr(case_map(rt, k.s, 1)), mkstr(case_map(rt, kj.s, 1)));
-				else
-					seen = equals(rt, k, kj);
-			}
-			if (!seen)
+			for (size_t j = 0; j < out->n && !seen; j++)
+				seen = equals(rt, k, keys[j]);
+			if (!seen) {
+				keys[out->n] = k;
 				out->items[out->n++] = l->items[i];
+			}
+		}
+		return mkgen(out);
+	}
+	case F_WORDCOUNT: {
+		/* len(re.findall(r"\w+", s)): runs of letters, numbers and '_' */
+		struct jstr *str = to_str(rt, v);
+		int64_t words = 0;
+		bool in_word = false;
+		for (size_t i = 0; i < str->len;) {
+			int32_t cp;
+			i += (size_t)ft_utf8_decode(str->p + i, str->len - i, &cp);
+			utf8proc_category_t c = utf8proc_category(cp);
+			bool w = cp == '_' || (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
+				 (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
+			words += w && !in_word;
+			in_word = w;
+		}
+		return mkint(words);
+	}
+	case F_CENTER: {
+		/* str.center(width) */
+		struct jstr *str = to_str(rt, v);
+		int64_t width = need_int(rt, arg(a, 0, "width", mkint(80)), at);
+		int64_t len = (int64_t)ft_utf8_count(str->p, str->len);
+		if (width <= len)
+			return mkstr(str);
+		if (width > (int64_t)MAX_STRING)
+			rt_fail(rt, at, "string too long");
+		int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
+		char *spaces = ralloc(rt, (size_t)marg + 1);
+		memset(spaces, ' ', (size_t)marg);
+		struct sb *b = sb_new(rt);
+		put_lit(rt, &b->r, spaces, (size_t)left);
+		put(rt, &b->r, str, 0);
+		put_lit(rt, &b->r, spaces, (size_t)(marg - left));
+		return mkstr(sb_done(rt, b));
+	}
+	case F_BATCH: case F_SLICE: {
+		struct vlist *l = to_list(rt, v, at);
+		struct jval cnt = arg(a, 0, id == F_BATCH ? "linecount" : "slices", nil);
+		bool fill = has_arg(a, 1, "fill_with") && arg(a, 1, "fill_with", nil).kind != V_NONE;
+		struct jval fillv = arg(a, 1, "fill_with", nil);
+		if (cnt.kind != V_INT && cnt.kind != V_BOOL)
+			rt_fail(rt, at, "'%s' object cannot be interpreted as an integer", type_name(cnt));
+		int64_t k = need_int(rt, cnt, at);
+		if (id == F_BATCH) {
+			/* lists of k items, the last filled up to k with fill_with */
+			if (k <= 0)
+				rt_fail(rt, at, "batch size must be positive");
+			size_t nb = (l->n + (size_t)k - 1) / (size_t)k;
+			struct vlist *out = newlist(rt, nb);
+			for (size_t bi = 0; bi < nb; bi++) {
+				size_t from = bi * (size_t)k, n = l->n - from < (size_t)k ? l->n - from : (size_t)k;
+				struct vlist *one = newlist(rt, fill ? (size_t)k : n);
+				memcpy(one->items, l->items + from, n * sizeof *one->items);
+				for (size_t q = n; fill && q < (size_t)k; q++)
+					one->items[q] = fillv;
+				out->items[bi] = mklist(one);
+			}
+			return mkgen(out);
+		}
+		/* k slices, the first len % k one longer (jinja2's do_slice) */
+		if (k <= 0)
+			rt_fail(rt, at, k ? "slices must be positive" : "integer division or modulo by zero");
+		if (k > MAX_RANGE)
+			rt_fail(rt, at, "too many slices");
+		size_t per = l->n / (size_t)k, extra = l->n % (size_t)k, offset = 0;
+		struct vlist *out = newlist(rt, (size_t)k);
+		for (size_t si = 0; si < (size_t)k; si++) {
+			size_t start = offset + si * per;
+			if (si < extra)
+				offset++;
+			size_t end = offset + (si + 1) * per;
+			bool pad = fill && si >= extra;
+			struct vlist *one = newlist(rt, end - start + pad);
+			memcpy(one->items, l->items + start, (end - start) * sizeof *one->items);
+			if (pad)
+				one->items[end - start] = fillv;
+			out->items[si] = mklist(one);
+		}
+		return mkgen(out);
+	}
+	case F_GROUPBY: {
+		/* sorted by the key, then runs of equal keys: (grouper, list)
+		 * tuples; the grouper is the first item's own key */
+		struct jval attr = arg(a, 0, "attribute", nil), dflt = arg(a, 1, "default", nil);
+		bool cs = truthy(arg(a, 2, "case_sensitive", mkbool(false)));
+		struct vlist *l = to_list(rt, v, at);
+		struct sortitem *it = ralloc(rt, (l->n + 1) * sizeof *it);
+		struct sortitem *tmp = ralloc(rt, (l->n + 1) * sizeof *tmp);
+		for (size_t i = 0; i < l->n; i++) {
+			struct jval k = attr_path(rt, l->items[i], attr, at);
+			if (dflt.kind != V_NONE && k.kind == V_UNDEF)
+				k = dflt;
+			if (!cs && k.kind == V_STR)
+				k = mkstr(case_map(rt, k.s, 1));
+			it[i] = (struct sortitem){ k, l->items[i] };
+		}
+		merge_sort(rt, it, tmp, l->n, at);
+		struct vlist *out = newlist(rt, l->n);
+		out->n = 0;
+		for (size_t i = 0; i < l->n;) {
+			size_t j = i + 1;
+			while (j < l->n && equals(rt, it[j].key, it[i].key))
+				j++;
+			struct vlist *members = newlist(rt, j - i);
+			for (size_t k = i; k < j; k++)
+				members->items[k - i] = it[k].val;
+			struct jval grouper = it[i].key;
+			if (!cs) {
+				grouper = attr_path(rt, it[i].val, attr, at);
+				if (dflt.kind != V_NONE && grouper.kind == V_UNDEF)
+					grouper = dflt;
+			}
+			struct vlist *g = newlist(rt, 2);
+			g->tuple = true;
+			g->view = VIEW_GROUP;
+			g->items[0] = grouper;
+			g->items[1] = mklist(members);
+			out->items[out->n++] = mklist(g);
+			i = j;
 		}
 		return mklist(out);
 	}
-	case F_WORDCOUNT: {
-		struct jval parts = split(rt, to_str(rt, v), nil, -1, false, at);
-		return mkint((int64_t)parts.l->n);
+	case F_TRUNCATE: {
+		/* the value itself when short enough (len() of whatever it is) */
+		int64_t vlen = length(rt, v, at);
+		struct jstr *str = v.kind == V_STR ? v.s : NULL;
+		int64_t length = need_int(rt, arg(a, 0, "length", mkint(255)), at);
+		bool killwords = truthy(arg(a, 1, "killwords", mkbool(false)));
+		struct jstr *end = to_str(rt, arg(a, 2, "end", mkstr(lit(rt, "...", 3))));
+		struct jval lw = arg(a, 3, "leeway", nil);
+		int64_t leeway = lw.kind == V_NONE ? 5 : need_int(rt, lw, at);
+		int64_t len = vlen;
+		int64_t elen = (int64_t)ft_utf8_count(end->p, end->len);
+		if (length < elen)
+			rt_fail(rt, at, "expected length >= %" PRId64 ", got %" PRId64, elen, length);
+		if (leeway < 0)
+			rt_fail(rt, at, "expected leeway >= 0, got %" PRId64, leeway);
+		if (len <= length + leeway)
+			return v;
+		if (!str)
+			rt_fail(rt, at, "'%s' object has no attribute 'rsplit'", type_name(v));
+		struct jstr *head = substr(rt, str, 0, ft_utf8_offset(str->p, str->len, (size_t)(length - elen)));
+		if (!killwords) {
+			/* s[:length - len(end)].rsplit(" ", 1)[0] */
+			const char *sp = NULL;
+			for (size_t q = head->len; q-- > 0;)
+				if (head->p[q] == ' ') {
+					sp = head->p + q;
+					break;
+				}
+			if (sp)
+				head = substr(rt, head, 0, (size_t)(sp - head->p));
+		}
+		return concat_str(rt, head, end);
 	}
 	}
 	rt_fail(rt, at, "unknown filter");
@@ -2736,24 +3995,42 @@ static struct jval apply_filter(struct rt *rt, int id, struct jval v, struct arg
 
 static bool apply_test(struct rt *rt, int id, struct jval v, struct args *a, const struct node *at)
 {
-	struct jval x = a->npos ? a->pos[0] : undef(NULL);
+	/* the tests that compare take exactly one argument, positionally for
+	 * the operator ones; the others none */
+	static const char *const one_arg[T_COUNT_] = {
+		[T_DIVISIBLEBY] = "num", [T_IN] = "seq", [T_SAMEAS] = "other",
+		[T_EQ] = "", [T_EQUALTO] = "", [T_NE] = "", [T_GE] = "", [T_GREATERTHAN] = "",
+		[T_GT] = "", [T_LE] = "", [T_LESSTHAN] = "", [T_LT] = "", [T_EQ2] = "",
+		[T_NE2] = "", [T_LT2] = "", [T_LE2] = "", [T_GT2] = "", [T_GE2] = "",
+	};
+	struct signature sig = { { NULL }, 0, false };
+	if (one_arg[id] && *one_arg[id]) {
+		sig.params[0] = one_arg[id];
+		sig.required = 1;
+	} else if (one_arg[id]) {
+		if (a->nkw)
+			rt_fail(rt, at, "%s() takes no keyword arguments", test_names[id]);
+		sig.params[0] = "b";
+		sig.required = 1;
+	}
+	check_call(rt, test_names[id], &sig, a, at);
+	struct jval x = a->npos ? a->pos[0] : a->nkw ? a->kwv[0] : undef(NULL);
 	switch (id) {
 	case T_BOOLEAN: return v.kind == V_BOOL;
-	case T_CALLABLE: return v.kind == V_MACRO || v.kind == V_FUNC || v.kind == V_METHOD;
+	case T_CALLABLE:  /* jinja2's Undefined has __call__ */
+		return v.kind == V_MACRO || v.kind == V_FUNC || v.kind == V_METHOD || v.kind == V_UNDEF;
 	case T_DEFINED: return v.kind != V_UNDEF;
 	case T_UNDEFINED: return v.kind == V_UNDEF;
-	case T_DIVISIBLEBY:
-		if (inum(x) == 0)
-			rt_fail(rt, at, "integer division or modulo by zero");
-		return inum(v) % inum(x) == 0;
+	case T_DIVISIBLEBY:  /* value % num == 0 */
+		return equals(rt, arith(rt, OP_MOD, v, x, at), mkint(0));
 	case T_EQ: case T_EQUALTO: case T_EQ2: return equals(rt, v, x);
 	case T_NE: case T_NE2: return !equals(rt, v, x);
-	case T_EVEN: return is_num(v) && inum(v) % 2 == 0;
-	case T_ODD: return is_num(v) && inum(v) % 2 != 0;
+	case T_EVEN: return equals(rt, arith(rt, OP_MOD, v, mkint(2), at), mkint(0));
+	case T_ODD: return equals(rt, arith(rt, OP_MOD, v, mkint(2), at), mkint(1));
 	case T_FALSE: return v.kind == V_BOOL && !v.b;
 	case T_TRUE: return v.kind == V_BOOL && v.b;
 	case T_FLOAT: return v.kind == V_FLOAT;
-	case T_INTEGER: return v.kind == V_INT;
+	case T_INTEGER: return v.kind == V_INT || v.kind == V_BIGINT;
 	case T_NUMBER: return is_num(v);
 	case T_GE: case T_GE2: return compare(rt, v, x, at) >= 0;
 	case T_GT: case T_GREATERTHAN: case T_GT2: return compare(rt, v, x, at) > 0;
@@ -2763,15 +4040,16 @@ static bool apply_test(struct rt *rt, int id, struct jval v, struct args *a, con
 	case T_ITERABLE:
 		return v.kind == V_STR || v.kind == V_LIST || v.kind == V_DICT || v.kind == V_JSON ||
 		       v.kind == V_UNDEF;
-	case T_SEQUENCE:
-		return v.kind == V_STR || v.kind == V_LIST || v.kind == V_DICT || v.kind == V_JSON;
+	case T_SEQUENCE:  /* len() and __getitem__: Undefined has both */
+		return v.kind == V_STR || (v.kind == V_LIST && !is_gen(v)) || v.kind == V_DICT ||
+		       v.kind == V_JSON || v.kind == V_UNDEF;
 	case T_MAPPING: return is_map(v);
 	case T_NONE: return v.kind == V_NONE;
 	case T_STRING: return v.kind == V_STR;
-	case T_LOWER:
-		return v.kind == V_STR && char_class(rt, v.s, M_ISLOWER).b;
+	case T_LOWER:  /* str(value).islower() */
+		return char_class(rt, to_str(rt, v), M_ISLOWER).b;
 	case T_UPPER:
-		return v.kind == V_STR && char_class(rt, v.s, M_ISUPPER).b;
+		return char_class(rt, to_str(rt, v), M_ISUPPER).b;
 	case T_SAMEAS:
 		if (v.kind != x.kind)
 			return false;
@@ -2788,11 +4066,30 @@ static bool apply_test(struct rt *rt, int id, struct jval v, struct args *a, con
 	rt_fail(rt, at, "unknown test");
 }
 
-/* Python's printf-style '%' formatting for the conversions templates use. */
-static struct jval percent_format(struct rt *rt, struct jstr *fmt, struct jval args,
+/* Python's printf-style formatting (str % args, jinja2's format filter):
+ * %(key)? flags width .precision conversion, for s r d i u x X o e E f F
+ * g G c %. */
+static void pad_put(struct rt *rt, struct ft_render *r, const struct jstr *s, int64_t width,
+		    bool left)
+{
+	int64_t n = (int64_t)ft_utf8_count(s->p, s->len);
+	if (!left)
+		for (int64_t k = n; k < width; k++)
+			put_lit(rt, r, " ", 1);
+	put(rt, r, s, 0);
+	if (left)
+		for (int64_t k = n; k < width; k++)
+			put_lit(rt, r, " ", 1);
+}
+
+static NOINLINE struct jval percent_format(struct rt *rt, struct jstr *fmt, struct jval args,
 				  const struct node *at)
 {
 	struct vlist *l;
+	bool mapping = is_map(args);
+	/* Python: an argument with __getitem__ that is not a tuple or str (a
+	 * dict, but a list too) may go unused without complaint */
+	bool maplike = mapping || is_json_arr(args) || (args.kind == V_LIST && !args.l->tuple);
 	if (args.kind == V_LIST && args.l->tuple) {
 		l = args.l;
 	} else {
@@ -2800,83 +4097,213 @@ static struct jval percent_format(struct rt *rt, struct jstr *fmt, struct jval a
 		l->items[0] = args;
 	}
 	size_t ai = 0;
-	struct sb b;
-	sb_init(&b);
+	bool used_key = false;
+	struct sb *b = sb_new(rt);
 	size_t i = 0, run = 0;
 	while (i < fmt->len) {
 		if (fmt->p[i] != '%') {
 			i++;
 			continue;
 		}
-		put(rt, &b.r, substr(rt, fmt, run, i - run), 0);
+		put(rt, &b->r, substr(rt, fmt, run, i - run), 0);
 		i++;
-		char spec[32];
-		size_t k = 0;
-		spec[k++] = '%';
-		while (i < fmt->len && strchr("-+ #0123456789.", fmt->p[i]) && k < sizeof spec - 2)
-			spec[k++] = fmt->p[i++];
-		if (i >= fmt->len) {
-			ft_render_release(&b.r);
-			rt_fail(rt, at, "incomplete format");
+		struct jval x = none();
+		bool have_x = false;
+		if (i < fmt->len && fmt->p[i] == '(') {
+			/* %(key)s: the argument is a mapping */
+			size_t k = ++i;
+			int depth = 1;
+			while (i < fmt->len && depth) {
+				depth += fmt->p[i] == '(' ? 1 : fmt->p[i] == ')' ? -1 : 0;
+				i++;
+			}
+			if (depth)
+				rt_fail(rt, at, "incomplete format key");
+			if (!mapping)
+				rt_fail(rt, at, "format requires a mapping");
+			bool found;
+			struct jval key = mkstr(lit(rt, fmt->p + k, i - 1 - k));
+			x = getitem_value(rt, args, key, &found);
+			if (!found)
+				rt_fail(rt, at, "'%.*s'", (int)(i - 1 - k), fmt->p + k);
+			have_x = used_key = true;
 		}
+		bool left = false, zero = false, alt = false;
+		char sign = 0;
+		for (; i < fmt->len && strchr("-+ #0", fmt->p[i]); i++) {
+			switch (fmt->p[i]) {
+			case '-': left = true; break;
+			case '0': zero = true; break;
+			case '#': alt = true; break;
+			case '+': sign = '+'; break;
+			default: if (!sign) sign = ' ';
+			}
+		}
+		int64_t width = -1, prec = -1;
+		for (int part = 0; part < 2; part++) {
+			int64_t *dst = part ? &prec : &width;
+			if (part) {
+				if (i >= fmt->len || fmt->p[i] != '.')
+					break;
+				i++;
+				prec = 0;
+			}
+			if (i < fmt->len && fmt->p[i] == '*') {
+				i++;
+				if (ai >= l->n || mapping)
+					rt_fail(rt, at, "not enough arguments for format string");
+				struct jval w = l->items[ai++];
+				if (w.kind != V_INT && w.kind != V_BOOL)
+					rt_fail(rt, at, "* wants int");
+				*dst = inum(w);
+				if (!part && *dst < 0) {
+					left = true;
+					*dst = -*dst;
+				}
+			} else {
+				for (; i < fmt->len && fmt->p[i] >= '0' && fmt->p[i] <= '9'; i++) {
+					*dst = (*dst < 0 ? 0 : *dst) * 10 + (fmt->p[i] - '0');
+					if (*dst > 10000)
+						rt_fail(rt, at, "width or precision too big");
+				}
+			}
+		}
+		while (i < fmt->len && strchr("hlL", fmt->p[i]))
+			i++;
+		if (i >= fmt->len)
+			rt_fail(rt, at, "incomplete format");
 		char conv = fmt->p[i++];
 		run = i;
 		if (conv == '%') {
-			put_lit(rt, &b.r, "%", 1);
+			put_lit(rt, &b->r, "%", 1);
 			continue;
 		}
-		if (ai >= l->n) {
-			ft_render_release(&b.r);
-			rt_fail(rt, at, "not enough arguments for format string");
+		if (!strchr("srdiuxXoeEfFgGca", conv))
+			rt_fail(rt, at, "unsupported format character '%c' (0x%x) at index %zu",
+				(unsigned char)conv < 0x80 ? conv : '?', (unsigned char)conv,
+				ft_utf8_count(fmt->p, i - 1));
+		if (!have_x) {
+			if (mapping && !used_key) {
+				x = args;
+			} else {
+				if (ai >= l->n)
+					rt_fail(rt, at, "not enough arguments for format string");
+				x = l->items[ai++];
+			}
 		}
-		struct jval x = l->items[ai++];
-		char tmp[128];
-		int n;
+		char tmp[600];
+		int n = 0;
 		switch (conv) {
-		case 's':
-			put(rt, &b.r, to_str(rt, x), 0);
-			continue;
-		case 'r': {
-			struct ft_render *saved = rt->out;
-			repr_into(rt, &b.r, x, 0);
-			rt->out = saved;
+		case 's': case 'r': case 'a': {
+			struct jstr *str;
+			if (conv == 's') {
+				str = to_str(rt, x);
+			} else {
+				struct sb *rb = sb_new(rt);
+				repr_into(rt, &rb->r, x, 0);
+				str = sb_done(rt, rb);
+			}
+			if (prec >= 0 && (size_t)prec < str->len)
+				str = substr(rt, str, 0, ft_utf8_offset(str->p, str->len, (size_t)prec));
+			pad_put(rt, &b->r, str, width, left);
 			continue;
 		}
-		case 'd': case 'i':
-			spec[k++] = 'l';
-			spec[k++] = 'l';
-			spec[k++] = 'd';
-			spec[k] = 0;
-			n = snprintf(tmp, sizeof tmp, spec, (long long)inum(x));
-			break;
-		case 'f': case 'F': case 'e': case 'E': case 'g': case 'G':
-			spec[k++] = conv;
-			spec[k] = 0;
-			n = snprintf(tmp, sizeof tmp, spec, num(x));
-			break;
-		case 'x': case 'X': case 'o':
-			spec[k++] = 'l';
-			spec[k++] = 'l';
-			spec[k++] = conv;
-			spec[k] = 0;
-			n = snprintf(tmp, sizeof tmp, spec, (long long)inum(x));
-			break;
-		default:
-			ft_render_release(&b.r);
-			rt_fail(rt, at, "unsupported format character '%c'", conv);
+		case 'c': {
+			char enc[4];
+			int k;
+			if (x.kind == V_STR && ft_utf8_count(x.s->p, x.s->len) == 1) {
+				pad_put(rt, &b->r, x.s, width, left);
+				continue;
+			}
+			if (x.kind != V_INT && x.kind != V_BOOL)
+				rt_fail(rt, at, "%%c requires int or char");
+			if (inum(x) < 0 || inum(x) > 0x10FFFF || (inum(x) >= 0xD800 && inum(x) <= 0xDFFF))
+				rt_fail(rt, at, "%%c arg not in range(0x110000)");
+			k = ft_utf8_encode((int32_t)inum(x), enc);
+			pad_put(rt, &b->r, lit_copy(rt, enc, (size_t)k), width, left);
+			continue;
 		}
-		if (n < 0)
-			n = 0;
-		if ((size_t)n >= sizeof tmp)
-			n = sizeof tmp - 1;
-		put(rt, &b.r, lit_copy(rt, tmp, (size_t)n), 0);
+		case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': {
+			bool intconv = conv == 'x' || conv == 'X' || conv == 'o';
+			if (x.kind == V_UNDEF)
+				undef_fail(rt, at, x);
+			if (x.kind == V_BIGINT)
+				rt_fail(rt, at, "integer beyond 64 bits: not supported");
+			if (!is_num(x) || (intconv && x.kind == V_FLOAT))
+				rt_fail(rt, at, "%%%c format: %s is required, not %s", conv,
+					intconv ? "an integer" : "a real number", type_name(x));
+			if (x.kind == V_FLOAT && !isfinite(x.f))
+				rt_fail(rt, at, "cannot convert float %s to integer", isnan(x.f) ? "NaN" : "infinity");
+			if (x.kind == V_FLOAT && (x.f >= 9223372036854775808.0 || x.f < -9223372036854775808.0))
+				rt_fail(rt, at, "integer beyond 64 bits: not supported");
+			int64_t v = inum(x);
+			uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+			char digits[80];
+			int nd = snprintf(digits, sizeof digits, conv == 'o' ? "%" PRIo64 : conv == 'x' ?
+					  "%" PRIx64 : conv == 'X' ? "%" PRIX64 : "%" PRIu64, mag);
+			char head[8];
+			int nh = 0;
+			if (v < 0)
+				head[nh++] = '-';
+			else if (sign)
+				head[nh++] = sign;
+			if (alt && intconv) {
+				head[nh++] = '0';
+				head[nh++] = conv == 'o' ? 'o' : conv;
+			}
+			int64_t body = nd > prec ? nd : prec;  /* precision: minimum digits */
+			int64_t fill = width > nh + body ? width - nh - body : 0;
+			if (fill > (int64_t)sizeof tmp - 200 || prec > (int64_t)sizeof tmp - 200)
+				rt_fail(rt, at, "width or precision too big");
+			if (!left && !zero)
+				for (; fill > 0; fill--)
+					tmp[n++] = ' ';
+			memcpy(tmp + n, head, (size_t)nh);
+			n += nh;
+			if (!left && zero)
+				for (; fill > 0; fill--)
+					tmp[n++] = '0';
+			for (int64_t k = nd; k < prec; k++)
+				tmp[n++] = '0';
+			memcpy(tmp + n, digits, (size_t)nd);
+			n += nd;
+			for (; fill > 0; fill--)
+				tmp[n++] = ' ';
+			break;
+		}
+		default: {  /* e E f F g G */
+			if (x.kind == V_UNDEF)
+				undef_fail(rt, at, x);
+			if (!is_num(x))
+				rt_fail(rt, at, "must be real number, not %s", type_name(x));
+			if (prec > 300 || width > 300)
+				rt_fail(rt, at, "width or precision too big");
+			char spec[32];
+			int k = 0;
+			spec[k++] = '%';
+			if (left)
+				spec[k++] = '-';
+			if (zero)
+				spec[k++] = '0';
+			if (alt)
+				spec[k++] = '#';
+			if (sign)
+				spec[k++] = sign;
+			k += snprintf(spec + k, sizeof spec - (size_t)k, "%s", "*.*");
+			spec[k++] = conv;
+			spec[k] = 0;
+			n = snprintf(tmp, sizeof tmp, spec, (int)(width < 0 ? 0 : width),
+				     (int)(prec < 0 ? 6 : prec), num(x));
+			if (n < 0 || (size_t)n >= sizeof tmp)
+				rt_fail(rt, at, "number too long to format");
+		}
+		}
+		put(rt, &b->r, lit_copy(rt, tmp, (size_t)n), 0);
 	}
-	put(rt, &b.r, substr(rt, fmt, run, fmt->len - run), 0);
-	if (ai < l->n && !(args.kind == V_DICT)) {
-		ft_render_release(&b.r);
+	put(rt, &b->r, substr(rt, fmt, run, fmt->len - run), 0);
+	if (ai < l->n && !maplike)
 		rt_fail(rt, at, "not all arguments converted during string formatting");
-	}
-	return mkstr(sb_done(rt, &b));
+	return mkstr(sb_done(rt, b));
 }
 
 /* ---- variables ---- */
@@ -2989,6 +4416,13 @@ int ft_tpl_render(const struct ft_tpl *t, struct ft_tpl_vars *vars, struct ft_re
 	} else {
 		struct scope *top = push_scope(rt, NULL);
 		exec_body(rt, top, t->root);
+	}
+	/* scratch buffers an error left behind */
+	for (int i = rt->ntmp - 1; i >= 0; i--) {
+		if (rt->tmp[i].is_buf)
+			ft_buf_release(rt->tmp[i].p);
+		else
+			ft_render_release(rt->tmp[i].p);
 	}
 	free(rt);
 	return rc;

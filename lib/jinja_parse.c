@@ -1,11 +1,18 @@
 /* jinja_parse.c: lexer and parser for the Jinja2 subset of chat templates.
  *
- * The lexer follows jinja2's (3.1) whitespace rules with trim_blocks and
+ * The lexer follows jinja2's (3.1) lexer.py with trim_blocks and
  * lstrip_blocks on: a block or comment tag removes one newline after it; the
- * spaces and tabs between the start of a line and a block or comment tag are
- * removed; '-' in a tag strips all whitespace on that side, '+' turns the
- * implicit stripping off. The source has CRLF and CR turned into LF and one
- * trailing newline dropped first, as jinja2 does. */
+ * whitespace (Python's \s) between the start of a line and a block or
+ * comment tag is removed; '-' in a tag strips all whitespace on that side,
+ * '+' turns the implicit stripping off; {% raw %} keeps the newline after it.
+ * The source has CRLF and CR turned into LF and one trailing newline dropped
+ * first, as jinja2 does. Literals follow jinja2 too (0x/0o/0b and '_' in
+ * numbers, unicode-escape in strings, unicode identifiers).
+ *
+ * Errors longjmp to ft_tpl_compile. Nesting is bounded (MAX_NEST) so deep
+ * input is an error, not a stack overflow. Unknown filters and tests fail
+ * at compile time except inside if statements and inline ifs, where jinja2
+ * defers them to run time (check_names). */
 #include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utf8proc.h>
 
 #include "jinja_impl.h"
 #include "utf8.h"
@@ -42,7 +51,15 @@ struct parser {
 	struct ft_err *err;
 	jmp_buf fail;
 	int loop_depth;
+	int depth;         /* nesting: recursion plus chain links, see nest() */
 };
+
+/* How deep the AST may grow. The parser recurses into parentheses, unary
+ * operators and blocks, and the evaluator recurses along every chain of
+ * binary operators, filters and attribute lookups, so both count here; the
+ * stack stays small and hostile templates get an error, not a crash.
+ * jinja2 itself gives up far earlier (Python's recursion limit). */
+#define MAX_NEST 400
 
 /* ---- errors and positions ---- */
 
@@ -108,9 +125,50 @@ static void push_tok(struct parser *ps, struct tok tk)
 	ps->toks[ps->ntok++] = tk;
 }
 
-static int is_ws(char c)
+/* Python's \s and str.isspace(): the whitespace jinja2's lexer strips. */
+static size_t ws_at(const char *s, size_t n, size_t i)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+	unsigned char c = (unsigned char)s[i];
+	if (c < 0x80)
+		return (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1C && c <= 0x1F)) ? 1 : 0;
+	int32_t cp;
+	int k = ft_utf8_decode(s + i, n - i, &cp);
+	return ft_utf8_isspace(cp) ? (size_t)k : 0;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+	size_t k;
+	while (i < n && (k = ws_at(s, n, i)))
+		i += k;
+	return i;
+}
+
+/* Start of the whitespace run that ends at end (not before lo). */
+static size_t rstrip_ws(const char *s, size_t lo, size_t end)
+{
+	while (end > lo) {
+		size_t q = end - 1;
+		while (q > lo && ((unsigned char)s[q] & 0xC0) == 0x80)
+			q--;
+		if (ws_at(s, end, q) != end - q)
+			break;
+		end = q;
+	}
+	return end;
+}
+
+/* lstrip_blocks on the data [lo, end) before a block or comment tag: the
+ * whitespace between the last newline (or the start of a line) and the tag
+ * goes. Returns the new end. */
+static size_t lstrip_block(const char *s, size_t lo, size_t end, int line_starting)
+{
+	size_t l = end;
+	while (l > lo && s[l - 1] != '\n')
+		l--;
+	if (l == lo && !line_starting)
+		return end;
+	return l < end && rstrip_ws(s, l, end) == l ? l : end;
 }
 
 static int hexval(char c)
@@ -124,10 +182,11 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Decode a string literal body with Python's unicode-escape rules. */
+/* Decode a string literal body as jinja2 does: Python's unicode-escape on
+ * the text with non-ASCII characters first turned into backslash escapes. */
 static void decode_string(struct parser *ps, size_t off, const char *s, size_t n, struct tok *tk)
 {
-	char *out = alloc(ps, n + 1);
+	char *out = alloc(ps, 2 * n + 1);  /* "\é" becomes "\xe9": at most twice */
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] != '\\' || i + 1 >= n) {
@@ -148,16 +207,18 @@ static void decode_string(struct parser *ps, size_t off, const char *s, size_t n
 		case 'r': out[o++] = '\r'; continue;
 		case 't': out[o++] = '\t'; continue;
 		case 'v': out[o++] = '\v'; continue;
+		case 'N':
+			fail_at(ps, off + i, "\\N{...} escapes are not supported");
 		case 'x': case 'u': case 'U': {
 			int digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
 			cp = 0;
 			for (int k = 0; k < digits; k++) {
-				int h = i + 1 + k < n ? hexval(s[i + 1 + k]) : -1;
+				int h = i + 1 + (size_t)k < n ? hexval(s[i + 1 + k]) : -1;
 				if (h < 0)
 					fail_at(ps, off + i, "truncated \\%c escape in string", c);
 				cp = cp * 16 + h;
 			}
-			i += digits;
+			i += (size_t)digits;
 			break;
 		}
 		default:
@@ -170,6 +231,15 @@ static void decode_string(struct parser *ps, size_t off, const char *s, size_t n
 					k++;
 				}
 				i--;
+			} else if ((unsigned char)c >= 0x80) {
+				/* the backslash stays; the character became \xNN, \uNNNN
+				 * or \UNNNNNNNN, which the decoder then leaves alone */
+				int32_t ch;
+				int k = ft_utf8_decode(s + i, n - i, &ch);
+				o += (size_t)sprintf(out + o, ch < 0x100 ? "\\x%02x" : ch < 0x10000 ? "\\u%04x" :
+						     "\\U%08x", (unsigned)ch);
+				i += (size_t)k - 1;
+				continue;
 			} else {
 				out[o++] = '\\';
 				out[o++] = c;
@@ -188,7 +258,114 @@ static void decode_string(struct parser *ps, size_t off, const char *s, size_t n
 	tk->len = o;
 }
 
-static const char *const ops3[] = { "//", "**", "==", "!=", "<=", ">=" };
+/* A number literal at s[pos] as jinja2's float_re / integer_re read it:
+ * digits with single '_' between them, 0b/0o/0x prefixes. */
+static size_t lex_number(struct parser *ps, size_t pos, struct tok *tk)
+{
+	const char *s = ps->src;
+	size_t n = ps->len, b = pos;
+	int after_dot = pos > 0 && s[pos - 1] == '.';  /* float_re's (?<!\.): x.1.5 is x[1][5] */
+#define DIGITS(ok) do { \
+		while (pos < n && (ok(s[pos]) || (s[pos] == '_' && pos + 1 < n && ok(s[pos + 1])))) \
+			pos++; \
+	} while (0)
+#define IS_DEC(c) ((c) >= '0' && (c) <= '9')
+#define IS_BIN(c) ((c) == '0' || (c) == '1')
+#define IS_OCT(c) ((c) >= '0' && (c) <= '7')
+#define IS_HEX(c) (hexval(c) >= 0)
+	int base = 10;
+	if (s[pos] == '0' && pos + 2 < n) {
+		char p = (char)(s[pos + 1] | 0x20), d = s[pos + 2] == '_' && pos + 3 < n ? s[pos + 3] : s[pos + 2];
+		if ((p == 'b' && IS_BIN(d)) || (p == 'o' && IS_OCT(d)) || (p == 'x' && IS_HEX(d)))
+			base = p == 'b' ? 2 : p == 'o' ? 8 : 16;
+	}
+	int is_float = 0;
+	if (base != 10) {
+		pos += 2;
+		if (s[pos] == '_')
+			pos++;
+		if (base == 2)
+			DIGITS(IS_BIN);
+		else if (base == 8)
+			DIGITS(IS_OCT);
+		else
+			DIGITS(IS_HEX);
+	} else {
+		DIGITS(IS_DEC);
+		if (after_dot) {
+			/* an integer only */
+		} else if (pos + 1 < n && s[pos] == '.' && IS_DEC(s[pos + 1])) {
+			is_float = 1;
+			pos++;
+			DIGITS(IS_DEC);
+		}
+		if (!after_dot && pos < n && (s[pos] == 'e' || s[pos] == 'E')) {
+			size_t q = pos + 1;
+			if (q < n && (s[q] == '+' || s[q] == '-'))
+				q++;
+			if (q < n && IS_DEC(s[q])) {
+				is_float = 1;
+				pos = q;
+				DIGITS(IS_DEC);
+			}
+		}
+	}
+#undef DIGITS
+	char num[80];
+	size_t k = 0;
+	for (size_t q = b + (base != 10 ? 2 : 0); q < pos; q++) {
+		if (s[q] == '_')
+			continue;
+		if (k == sizeof num - 1)
+			fail_at(ps, b, "number literal too long");
+		num[k++] = s[q];
+	}
+	num[k] = 0;
+	errno = 0;
+	if (is_float) {
+		tk->type = TK_FLOAT;
+		tk->f = strtod(num, NULL);
+	} else {
+		/* a decimal literal may not have leading zeros, except zero itself */
+		if (base == 10 && num[0] == '0')
+			for (size_t q = 1; q < k; q++)
+				if (num[q] != '0')
+					fail_at(ps, b, "leading zeros in a decimal integer literal");
+		tk->type = TK_INT;
+		unsigned long long u = strtoull(num, NULL, base);
+		if (errno == ERANGE || u > INT64_MAX)
+			fail_at(ps, b, "integer literal too large");
+		tk->i = (int64_t)u;
+	}
+	return pos;
+#undef IS_DEC
+#undef IS_BIN
+#undef IS_OCT
+#undef IS_HEX
+}
+
+static const char *const ops2[] = { "//", "**", "==", "!=", "<=", ">=" };
+
+/* Byte length of an identifier character at s[i] (0 if none): Python's
+ * identifiers, XID_Start / XID_Continue approximated by category. */
+static size_t ident_len(const char *s, size_t n, size_t i, bool start)
+{
+	unsigned char c = (unsigned char)s[i];
+	if (c < 0x80)
+		return (isalpha(c) || c == '_' || (!start && isdigit(c))) ? 1 : 0;
+	int32_t cp;
+	int k = ft_utf8_decode(s + i, n - i, &cp);
+	switch (utf8proc_category(cp)) {
+	case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+	case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+		return (size_t)k;
+	case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ND:
+	case UTF8PROC_CATEGORY_PC:
+		return start ? 0 : (size_t)k;
+	default:
+		return 0;
+	}
+}
 
 /* Lex the inside of a tag from pos until its closer; returns the position
  * after the closer and its strip sign in *sign ('-', '+' or 0). */
@@ -200,12 +377,12 @@ static size_t lex_tag(struct parser *ps, size_t pos, int kind, int *sign)
 	int end_type = kind == TK_VAR_BEGIN ? TK_VAR_END : TK_BLOCK_END;
 	int depth = 0;  /* brackets: "}}" inside a dict literal is not the closer */
 	for (;;) {
-		while (pos < n && is_ws(s[pos]))
-			pos++;
+		pos = skip_ws(s, n, pos);
 		if (pos >= n)
 			fail_at(ps, pos, "unexpected end of template, expected '%s'", closer);
 		char c = s[pos];
-		if (depth == 0 && (c == '-' || c == '+') && pos + 3 <= n &&
+		/* "-%}" and "+%}" end a block, only "-}}" a print statement */
+		if (depth == 0 && (c == '-' || (c == '+' && kind != TK_VAR_BEGIN)) && pos + 3 <= n &&
 		    !strncmp(s + pos + 1, closer, 2)) {
 			*sign = c;
 			push_tok(ps, (struct tok){ .type = end_type, .off = pos });
@@ -217,51 +394,15 @@ static size_t lex_tag(struct parser *ps, size_t pos, int kind, int *sign)
 			return pos + 2;
 		}
 		struct tok tk = { .off = pos };
-		if (isalpha((unsigned char)c) || c == '_') {
-			size_t b = pos;
-			while (pos < n && (isalnum((unsigned char)s[pos]) || s[pos] == '_'))
-				pos++;
+		if (ident_len(s, n, pos, true)) {
+			size_t b = pos, k;
+			while (pos < n && (k = ident_len(s, n, pos, false)))
+				pos += k;
 			tk.type = TK_NAME;
 			tk.p = s + b;
 			tk.len = pos - b;
 		} else if (isdigit((unsigned char)c)) {
-			size_t b = pos;
-			int is_float = 0;
-			while (pos < n && (isdigit((unsigned char)s[pos]) || s[pos] == '_'))
-				pos++;
-			if (pos + 1 < n && s[pos] == '.' && isdigit((unsigned char)s[pos + 1])) {
-				is_float = 1;
-				pos++;
-				while (pos < n && (isdigit((unsigned char)s[pos]) || s[pos] == '_'))
-					pos++;
-			}
-			if (pos < n && (s[pos] == 'e' || s[pos] == 'E')) {
-				size_t q = pos + 1;
-				if (q < n && (s[q] == '+' || s[q] == '-'))
-					q++;
-				if (q < n && isdigit((unsigned char)s[q])) {
-					is_float = 1;
-					pos = q;
-					while (pos < n && (isdigit((unsigned char)s[pos]) || s[pos] == '_'))
-						pos++;
-				}
-			}
-			char num[64];
-			size_t k = 0;
-			for (size_t q = b; q < pos && k < sizeof num - 1; q++)
-				if (s[q] != '_')
-					num[k++] = s[q];
-			num[k] = 0;
-			errno = 0;
-			if (is_float) {
-				tk.type = TK_FLOAT;
-				tk.f = strtod(num, NULL);
-			} else {
-				tk.type = TK_INT;
-				tk.i = strtoll(num, NULL, 10);
-				if (errno == ERANGE)
-					fail_at(ps, b, "integer literal too large");
-			}
+			pos = lex_number(ps, pos, &tk);
 		} else if (c == '\'' || c == '"') {
 			size_t b = ++pos;
 			while (pos < n && s[pos] != c) {
@@ -278,17 +419,21 @@ static size_t lex_tag(struct parser *ps, size_t pos, int kind, int *sign)
 			tk.type = TK_OP;
 			tk.p = s + pos;
 			tk.len = 1;
-			for (size_t k = 0; k < sizeof ops3 / sizeof *ops3; k++)
-				if (pos + 1 < n && !strncmp(s + pos, ops3[k], 2))
+			for (size_t k = 0; k < sizeof ops2 / sizeof *ops2; k++)
+				if (pos + 1 < n && !strncmp(s + pos, ops2[k], 2))
 					tk.len = 2;
-			if (!strchr("+-*/%~()[]{},.:|=<>!", c))
+			if (!c || !strchr("+-*/%~()[]{},.:|=<>!", c) || (c == '!' && tk.len == 1)) {
+				if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7F)
+					fail_at(ps, pos, "unexpected character");
 				fail_at(ps, pos, "unexpected character '%c'", c);
-			if (c == '!' && tk.len == 1)
-				fail_at(ps, pos, "unexpected character '!'");
-			if (c == '(' || c == '[' || c == '{')
+			}
+			if (c == '(' || c == '[' || c == '{') {
 				depth++;
-			else if ((c == ')' || c == ']' || c == '}') && depth > 0)
+			} else if (c == ')' || c == ']' || c == '}') {
+				if (!depth)
+					fail_at(ps, pos, "unexpected '%c'", c);
 				depth--;
+			}
 			pos += tk.len;
 		}
 		push_tok(ps, tk);
@@ -302,13 +447,10 @@ static size_t match_endraw(const char *s, size_t n, size_t pos, int *lsign, int 
 		return 0;
 	size_t q = pos + 2;
 	*lsign = (q < n && (s[q] == '-' || s[q] == '+')) ? s[q++] : 0;
-	while (q < n && is_ws(s[q]))
-		q++;
+	q = skip_ws(s, n, q);
 	if (q + 6 > n || strncmp(s + q, "endraw", 6))
 		return 0;
-	q += 6;
-	while (q < n && is_ws(s[q]))
-		q++;
+	q = skip_ws(s, n, q + 6);
 	*rsign = 0;
 	if (q < n && (s[q] == '-' || s[q] == '+'))
 		*rsign = s[q++];
@@ -317,126 +459,119 @@ static size_t match_endraw(const char *s, size_t n, size_t pos, int *lsign, int 
 	return q + 2;
 }
 
+/* After a tag that ended at pos with this sign: where the next data starts
+ * ('-' strips all whitespace, a block or comment end eats one newline). */
+static size_t after_tag(const char *s, size_t n, size_t pos, int sign, int trims)
+{
+	if (sign == '-')
+		return skip_ws(s, n, pos);
+	if (trims && sign != '+' && pos < n && s[pos] == '\n')
+		return pos + 1;
+	return pos;
+}
+
+/* Split the source into data and tag tokens with jinja2's whitespace rules
+ * (lexer.py: OptionalLStrip, block_suffix_re, the raw state). line_starting
+ * is jinja2's: the text consumed last ended with a newline. */
 static void lex(struct parser *ps)
 {
 	const char *s = ps->src;
 	size_t n = ps->len, pos = 0;
 	int line_starting = 1;
-	int strip_next = 0, trim_next = 0;
-	while (pos <= n) {
+	for (;;) {
 		/* the data up to the next tag opener */
 		size_t q = pos;
 		const char *open = NULL;
-		while ((open = memchr(s + q, '{', n - q)) != NULL) {
+		while (q < n && (open = memchr(s + q, '{', n - q)) != NULL) {
 			char c2 = open + 1 < s + n ? open[1] : 0;
 			if (c2 == '{' || c2 == '%' || c2 == '#')
 				break;
 			q = (size_t)(open - s) + 1;
+			open = NULL;
 		}
-		size_t data_start = pos, data_end = open ? (size_t)(open - s) : n;
-		if (strip_next) {
-			while (data_start < data_end && is_ws(s[data_start]))
-				data_start++;
-		} else if (trim_next && data_start < data_end && s[data_start] == '\n') {
-			data_start++;
-		}
-		strip_next = trim_next = 0;
+		size_t data_end = open ? (size_t)(open - s) : n;
 		int kind = 0, sign = 0;
 		if (open) {
 			char c2 = open[1];
 			kind = c2 == '{' ? TK_VAR_BEGIN : c2 == '%' ? TK_BLOCK_BEGIN : TK_DATA /* comment */;
 			if (open + 2 < s + n && (open[2] == '-' || open[2] == '+'))
 				sign = open[2];
-			if (sign == '-') {
-				while (data_end > data_start && is_ws(s[data_end - 1]))
-					data_end--;
-			} else if (kind != TK_VAR_BEGIN && sign != '+') {
-				/* lstrip_blocks: drop the spaces and tabs between the start
-				 * of the line and the tag */
-				size_t l = data_end;
-				while (l > data_start && (s[l - 1] == ' ' || s[l - 1] == '\t'))
-					l--;
-				if (l > data_start ? s[l - 1] == '\n' : line_starting)
-					data_end = l;
-			}
+			if (sign == '-')
+				data_end = rstrip_ws(s, pos, data_end);
+			else if (kind != TK_VAR_BEGIN && sign != '+')
+				data_end = lstrip_block(s, pos, data_end, line_starting);
 		}
-		if (data_end > data_start)
-			push_tok(ps, (struct tok){ .type = TK_DATA, .off = data_start,
-						   .p = s + data_start, .len = data_end - data_start });
+		if (data_end > pos)
+			push_tok(ps, (struct tok){ .type = TK_DATA, .off = pos, .p = s + pos,
+						   .len = data_end - pos });
 		if (!open)
 			break;
 		size_t tag = (size_t)(open - s);
 		size_t after = tag + 2 + (sign ? 1 : 0);
 		int endsign = 0;
+		size_t end;
 		if (kind == TK_DATA) {  /* comment */
-			const char *end = NULL;
+			const char *close = NULL;
 			for (size_t k = after; k + 1 < n; k++)
 				if (s[k] == '#' && s[k + 1] == '}') {
-					end = s + k;
+					close = s + k;
 					break;
 				}
-			if (!end)
-				fail_at(ps, tag, "unterminated comment");
-			if (end > s + after && (end[-1] == '-' || end[-1] == '+'))
-				endsign = end[-1];
-			pos = (size_t)(end - s) + 2;
-			if (endsign == '-')
-				strip_next = 1;
-			else if (endsign != '+')
-				trim_next = 1;
+			if (!close && after >= n)
+				break;  /* "{#" ends the template: jinja2 lets it be */
+			if (!close)
+				fail_at(ps, tag, "missing end of comment tag");
+			if (close > s + after && (close[-1] == '-' || close[-1] == '+'))
+				endsign = close[-1];
+			end = (size_t)(close - s) + 2;
+			pos = after_tag(s, n, end, endsign, 1);
 		} else {
 			push_tok(ps, (struct tok){ .type = kind, .off = tag });
 			int first = ps->ntok;
-			pos = lex_tag(ps, after, kind, &endsign);
-			/* {% raw %}: everything up to {% endraw %} is data */
-			if (kind == TK_BLOCK_BEGIN && ps->ntok == first + 2 &&
+			end = lex_tag(ps, after, kind, &endsign);
+			pos = after_tag(s, n, end, endsign, kind == TK_BLOCK_BEGIN);
+			/* {% raw %}: everything up to {% endraw %} is data; no newline
+			 * is eaten after "%}" here (jinja2's raw_begin rule) */
+			if (kind == TK_BLOCK_BEGIN && ps->ntok == first + 2 && endsign != '+' &&
 			    ps->toks[first].type == TK_NAME && ps->toks[first].len == 3 &&
 			    !memcmp(ps->toks[first].p, "raw", 3)) {
-				ps->ntok -= 2;  /* drop "{% raw %}" */
-				size_t body = pos;
-				if (endsign == '-')
-					while (body < n && is_ws(s[body]))
-						body++;
-				else if (endsign != '+' && body < n && s[body] == '\n')
-					body++;
-				size_t k = body, end = 0;
+				ps->ntok = first - 1;  /* drop "{% raw %}" */
+				size_t body = endsign == '-' ? pos : end;
+				line_starting = body > tag && s[body - 1] == '\n';
+				size_t k = body, raw_end = 0;
 				int ls = 0, rs = 0;
 				for (; k < n; k++)
-					if (s[k] == '{' && (end = match_endraw(s, n, k, &ls, &rs)))
+					if (s[k] == '{' && (raw_end = match_endraw(s, n, k, &ls, &rs)))
 						break;
-				if (!end)
-					fail_at(ps, tag, "missing {%% endraw %%}");
+				if (!raw_end && body >= n)
+					break;  /* "{% raw %}" ends the template: jinja2 lets it be */
+				if (!raw_end)
+					fail_at(ps, tag, "missing end of raw directive");
 				size_t body_end = k;
 				if (ls == '-')
-					while (body_end > body && is_ws(s[body_end - 1]))
-						body_end--;
+					body_end = rstrip_ws(s, body, body_end);
+				else if (ls != '+')
+					body_end = lstrip_block(s, body, body_end, line_starting);
 				if (body_end > body)
 					push_tok(ps, (struct tok){ .type = TK_DATA, .off = body,
 								   .p = s + body, .len = body_end - body });
-				pos = end;
+				end = raw_end;
 				endsign = rs;
+				pos = after_tag(s, n, end, endsign, 1);
 			}
-			if (endsign == '-')
-				strip_next = 1;
-			else if (kind == TK_BLOCK_BEGIN && endsign != '+')
-				trim_next = 1;
 		}
-		/* line_starting: did the tag end (with what it consumed) end a line? */
-		if (strip_next) {
-			size_t k = pos;
-			while (k < n && is_ws(s[k]))
-				k++;
-			line_starting = k > pos && s[k - 1] == '\n';
-		} else if (trim_next) {
-			line_starting = pos < n && s[pos] == '\n';
-		} else {
-			line_starting = 0;
-		}
+		line_starting = pos > end ? s[pos - 1] == '\n' : 0;
 	}
 	push_tok(ps, (struct tok){ .type = TK_EOF, .off = n });
 }
 
 /* ---- parser helpers ---- */
+
+static void nest(struct parser *ps, size_t off)
+{
+	if (++ps->depth > MAX_NEST)
+		fail_at(ps, off, "template nested too deeply (more than %d levels)", MAX_NEST);
+}
 
 static struct tok *cur(struct parser *ps) { return &ps->toks[ps->pos]; }
 static struct tok *peek(struct parser *ps, int k)
@@ -590,15 +725,14 @@ static void parse_call_args(struct parser *ps, struct node *call)
 static struct node *parse_filter(struct parser *ps, struct node *nd)
 {
 	/* at '|' */
-	size_t off = cur(ps)->off;
 	ps->pos++;
 	struct tok *nt = expect_name(ps);
-	struct node *f = mknode(ps, E_FILTER, off);
+	struct node *f = mknode(ps, E_FILTER, nt->off);  /* messages point at the name */
 	f->name = dupname(ps, nt);
 	f->namelen = nt->len;
 	f->id = jinja_filter_id(nt->p, nt->len);
-	if (f->id < 0)
-		fail_at(ps, nt->off, "no filter named '%.*s'", (int)nt->len, nt->p);
+	/* an unknown name is checked once the whole template is parsed
+	 * (check_names): inside if and inline-if it fails at run time only */
 	f->a = nd;
 	if (is_op(cur(ps), "("))
 		parse_call_args(ps, f);
@@ -619,8 +753,7 @@ static struct node *parse_test(struct parser *ps, struct node *nd)
 	t->name = dupname(ps, nt);
 	t->namelen = nt->len;
 	t->id = jinja_test_id(nt->p, nt->len);
-	if (t->id < 0)
-		fail_at(ps, nt->off, "no test named '%.*s'", (int)nt->len, nt->p);
+
 	t->a = nd;
 	struct tok *c = cur(ps);
 	if (is_op(c, "(")) {
@@ -640,8 +773,11 @@ static struct node *parse_test(struct parser *ps, struct node *nd)
 
 static struct node *parse_filter_expr(struct parser *ps, struct node *nd)
 {
-	for (;;) {
+	int links = 0;
+	for (;; links++) {
 		struct tok *c = cur(ps);
+		if (is_op(c, "|") || is_name(c, "is") || is_op(c, "("))
+			nest(ps, c->off);
 		if (is_op(c, "|")) {
 			nd = parse_filter(ps, nd);
 		} else if (is_name(c, "is")) {
@@ -652,6 +788,7 @@ static struct node *parse_filter_expr(struct parser *ps, struct node *nd)
 			parse_call_args(ps, call);
 			nd = call;
 		} else {
+			ps->depth -= links;
 			return nd;
 		}
 	}
@@ -691,8 +828,11 @@ static struct node *parse_subscript(struct parser *ps, struct node *obj, size_t 
 
 static struct node *parse_postfix(struct parser *ps, struct node *nd)
 {
-	for (;;) {
+	int links = 0;
+	for (;; links++) {
 		struct tok *c = cur(ps);
+		if (is_op(c, ".") || is_op(c, "[") || is_op(c, "("))
+			nest(ps, c->off);
 		if (is_op(c, ".")) {
 			ps->pos++;
 			struct tok *a = cur(ps);
@@ -724,6 +864,7 @@ static struct node *parse_postfix(struct parser *ps, struct node *nd)
 			parse_call_args(ps, call);
 			nd = call;
 		} else {
+			ps->depth -= links;
 			return nd;
 		}
 	}
@@ -741,11 +882,18 @@ static struct node *make_const_str(struct parser *ps, size_t off, const char *p,
 }
 
 static struct node *parse_tuple(struct parser *ps, int with_condexpr, int explicit_parens);
+static struct node *parse_bracketed(struct parser *ps, struct tok *t);
 
 static struct node *parse_primary(struct parser *ps)
 {
 	struct tok *t = cur(ps);
 	struct node *nd;
+	if (is_op(t, "(") || is_op(t, "[") || is_op(t, "{")) {
+		nest(ps, t->off);
+		nd = parse_bracketed(ps, t);
+		ps->depth--;
+		return nd;
+	}
 	switch (t->type) {
 	case TK_NAME:
 		ps->pos++;
@@ -792,7 +940,17 @@ static struct node *parse_primary(struct parser *ps)
 		nd->cval.kind = V_FLOAT;
 		nd->cval.f = t->f;
 		return nd;
-	case TK_OP:
+	default:
+		break;
+	}
+	fail_tok(ps, "an expression");
+}
+
+/* ( tuple ), [ list ], { dict } */
+static struct node *parse_bracketed(struct parser *ps, struct tok *t)
+{
+	struct node *nd;
+	{
 		if (is_op(t, "(")) {
 			ps->pos++;
 			nd = parse_tuple(ps, 1, 1);
@@ -833,9 +991,6 @@ static struct node *parse_primary(struct parser *ps)
 			nd->n = kv.n;
 			return nd;
 		}
-		break;
-	default:
-		break;
 	}
 	fail_tok(ps, "an expression");
 }
@@ -845,9 +1000,11 @@ static struct node *parse_unary(struct parser *ps, int with_filter)
 	struct tok *t = cur(ps);
 	struct node *nd;
 	if (is_op(t, "-") || is_op(t, "+")) {
+		nest(ps, t->off);
 		ps->pos++;
 		nd = mknode(ps, is_op(t, "-") ? E_NEG : E_POS, t->off);
 		nd->a = parse_unary(ps, 0);
+		ps->depth--;
 	} else {
 		nd = parse_primary(ps);
 	}
@@ -869,47 +1026,63 @@ static struct node *binop(struct parser *ps, int op, struct node *l, struct node
 static struct node *parse_pow(struct parser *ps)
 {
 	struct node *l = parse_unary(ps, 1);
-	while (is_op(cur(ps), "**")) {
+	int links = 0;
+	for (; is_op(cur(ps), "**"); links++) {
 		size_t off = cur(ps)->off;
+		nest(ps, off);
 		ps->pos++;
 		l = binop(ps, OP_POW, l, parse_unary(ps, 1), off);
 	}
+	ps->depth -= links;
 	return l;
 }
 
 static struct node *parse_math2(struct parser *ps)
 {
 	struct node *l = parse_pow(ps);
-	for (;;) {
+	for (int links = 0;; links++) {
 		struct tok *t = cur(ps);
 		int op = is_op(t, "*") ? OP_MUL : is_op(t, "/") ? OP_DIV :
 			 is_op(t, "//") ? OP_FLOORDIV : is_op(t, "%") ? OP_MOD : -1;
-		if (op < 0)
+		if (op < 0) {
+			ps->depth -= links;
 			return l;
+		}
+		nest(ps, t->off);
 		ps->pos++;
 		l = binop(ps, op, l, parse_pow(ps), t->off);
 	}
 }
 
+/* a ~ b ~ c is one flat node, as in jinja2 (no depth to recurse along) */
 static struct node *parse_concat(struct parser *ps)
 {
 	struct node *l = parse_math2(ps);
+	if (!is_op(cur(ps), "~"))
+		return l;
+	struct node *nd = mknode(ps, E_CONCAT, cur(ps)->off);
+	struct nlist items = { 0 };
+	nl_push(ps, &items, l);
 	while (is_op(cur(ps), "~")) {
-		size_t off = cur(ps)->off;
 		ps->pos++;
-		l = binop(ps, OP_CONCAT, l, parse_math2(ps), off);
+		nl_push(ps, &items, parse_math2(ps));
 	}
-	return l;
+	nd->list = items.v;
+	nd->n = items.n;
+	return nd;
 }
 
 static struct node *parse_math1(struct parser *ps)
 {
 	struct node *l = parse_concat(ps);
-	for (;;) {
+	for (int links = 0;; links++) {
 		struct tok *t = cur(ps);
 		int op = is_op(t, "+") ? OP_ADD : is_op(t, "-") ? OP_SUB : -1;
-		if (op < 0)
+		if (op < 0) {
+			ps->depth -= links;
 			return l;
+		}
+		nest(ps, t->off);
 		ps->pos++;
 		l = binop(ps, op, l, parse_concat(ps), t->off);
 	}
@@ -947,9 +1120,11 @@ static struct node *parse_compare(struct parser *ps)
 		ps->pos++;
 		if (nops == 32)
 			fail_at(ps, t->off, "comparison chain too long");
+		nest(ps, t->off);
 		ops[nops++] = (uint8_t)op;
 		nl_push(ps, &operands, parse_math1(ps));
 	}
+	ps->depth -= nops;
 	if (!nops)
 		return first;
 	struct node *nd = mknode(ps, E_COMPARE, off);
@@ -966,9 +1141,11 @@ static struct node *parse_compare(struct parser *ps)
 static struct node *parse_not(struct parser *ps)
 {
 	if (is_name(cur(ps), "not")) {
+		nest(ps, cur(ps)->off);
 		struct node *nd = mknode(ps, E_NOT, cur(ps)->off);
 		ps->pos++;
 		nd->a = parse_not(ps);
+		ps->depth--;
 		return nd;
 	}
 	return parse_compare(ps);
@@ -977,34 +1154,53 @@ static struct node *parse_not(struct parser *ps)
 static struct node *parse_and(struct parser *ps)
 {
 	struct node *l = parse_not(ps);
-	while (is_name(cur(ps), "and")) {
+	int links = 0;
+	for (; is_name(cur(ps), "and"); links++) {
+		nest(ps, cur(ps)->off);
 		struct node *nd = mknode(ps, E_AND, cur(ps)->off);
 		ps->pos++;
 		nd->a = l;
 		nd->b = parse_not(ps);
 		l = nd;
 	}
+	ps->depth -= links;
 	return l;
 }
 
 static struct node *parse_or(struct parser *ps)
 {
 	struct node *l = parse_and(ps);
-	while (is_name(cur(ps), "or")) {
+	int links = 0;
+	for (; is_name(cur(ps), "or"); links++) {
+		nest(ps, cur(ps)->off);
 		struct node *nd = mknode(ps, E_OR, cur(ps)->off);
 		ps->pos++;
 		nd->a = l;
 		nd->b = parse_and(ps);
 		l = nd;
 	}
+	ps->depth -= links;
 	return l;
 }
 
 static struct node *parse_condexpr(struct parser *ps)
 {
+	size_t start = cur(ps)->off;
 	struct node *e = parse_or(ps);
-	while (is_name(cur(ps), "if")) {
+	int links = 0;
+	for (; is_name(cur(ps), "if"); links++) {
+		nest(ps, cur(ps)->off);
 		struct node *nd = mknode(ps, E_COND, cur(ps)->off);
+		/* what the value is when the condition is false and there is no
+		 * else, as jinja2 words it */
+		int line, col;
+		position(ps, start, &line, &col);
+		char hint[160];
+		int hn = snprintf(hint, sizeof hint, "the inline if-expression on line %d evaluated "
+				  "to false and no else section was defined.", line);
+		char *h = alloc(ps, (size_t)hn + 1);
+		memcpy(h, hint, (size_t)hn + 1);
+		nd->name = h;
 		ps->pos++;
 		nd->b = e;
 		nd->a = parse_or(ps);
@@ -1013,7 +1209,9 @@ static struct node *parse_condexpr(struct parser *ps)
 			nd->c = parse_condexpr(ps);
 		}
 		e = nd;
+		start = cur(ps)->off;
 	}
+	ps->depth -= links;
 	return e;
 }
 
@@ -1133,7 +1331,9 @@ static struct node *parse_if(struct parser *ps, size_t off)
 	const char *stopped;
 	nd->b = parse_body(ps, ends, 3, &stopped);
 	if (!strcmp(stopped, "elif")) {
+		nest(ps, ps->toks[ps->pos - 1].off);
 		nd->c = parse_if(ps, ps->toks[ps->pos - 1].off);
+		ps->depth--;
 	} else if (!strcmp(stopped, "else")) {
 		static const char *const ends2[] = { "endif" };
 		nd->c = parse_body(ps, ends2, 1, &stopped);
@@ -1181,6 +1381,29 @@ static struct node *parse_set(struct parser *ps, size_t off)
 	return nd;
 }
 
+/* Does the subtree read the variable name? (depth bounded by MAX_NEST) */
+static bool reads_name(const struct node *nd, const char *name)
+{
+	if (!nd)
+		return false;
+	if (nd->kind == E_NAME && !strcmp(nd->name, name))
+		return true;
+	if (reads_name(nd->a, name) || reads_name(nd->b, name) || reads_name(nd->c, name) ||
+	    reads_name(nd->d, name))
+		return true;
+	for (int i = 0; i < nd->n; i++)
+		if (reads_name(nd->list[i], name))
+			return true;
+	for (int i = 0; i < nd->nkw; i++)
+		if (reads_name(nd->kwvals[i], name))
+			return true;
+	if (nd->kind == N_MACRO)
+		for (int i = 0; i < nd->nnames; i++)
+			if (reads_name(nd->kwvals[i], name))
+				return true;
+	return false;
+}
+
 static struct node *parse_macro(struct parser *ps, size_t off)
 {
 	struct node *nd = mknode(ps, N_MACRO, off);
@@ -1222,6 +1445,40 @@ static struct node *parse_macro(struct parser *ps, size_t off)
 	ps->loop_depth = 0;
 	nd->a = parse_body(ps, ends, 1, &stopped);
 	ps->loop_depth = saved;
+	nd->op = (uint8_t)((reads_name(nd->a, "varargs") ? MACRO_VARARGS : 0) |
+			   (reads_name(nd->a, "kwargs") ? MACRO_KWARGS : 0));
+	return nd;
+}
+
+static struct node *parse_statement_kind(struct parser *ps, struct tok *t, size_t off);
+
+/* {% with a = x, b = y %}...{% endwith %}: the values are evaluated
+ * outside, the names live inside only */
+static struct node *parse_with(struct parser *ps, size_t off)
+{
+	struct node *nd = mknode(ps, N_WITH, off);
+	struct nlist vals = { 0 };
+	const char *names[64];
+	int n = 0;
+	while (cur(ps)->type != TK_BLOCK_END) {
+		if (n)
+			expect_op(ps, ",");
+		struct tok *t = expect_name(ps);
+		if (n == 64)
+			fail_at(ps, t->off, "too many targets");
+		names[n++] = dupname(ps, t);
+		expect_op(ps, "=");
+		nl_push(ps, &vals, parse_expression(ps, 1));
+	}
+	expect_block_end(ps);
+	nd->names = alloc(ps, (size_t)(n ? n : 1) * sizeof *nd->names);
+	memcpy(nd->names, names, (size_t)n * sizeof *names);
+	nd->nnames = n;
+	nd->list = vals.v;
+	nd->n = vals.n;
+	static const char *const ends[] = { "endwith" };
+	const char *stopped;
+	nd->a = parse_body(ps, ends, 1, &stopped);
 	return nd;
 }
 
@@ -1233,6 +1490,14 @@ static struct node *parse_statement(struct parser *ps)
 		fail_tok(ps, "a statement name");
 	size_t off = t->off;
 	ps->pos++;
+	nest(ps, off);
+	struct node *nd = parse_statement_kind(ps, t, off);
+	ps->depth--;
+	return nd;
+}
+
+static struct node *parse_statement_kind(struct parser *ps, struct tok *t, size_t off)
+{
 	if (is_name(t, "if"))
 		return parse_if(ps, off);
 	if (is_name(t, "for"))
@@ -1241,12 +1506,19 @@ static struct node *parse_statement(struct parser *ps)
 		return parse_set(ps, off);
 	if (is_name(t, "macro"))
 		return parse_macro(ps, off);
+	if (is_name(t, "with"))
+		return parse_with(ps, off);
 	if (is_name(t, "generation")) {
 		struct node *nd = mknode(ps, N_GENERATION, off);
 		expect_block_end(ps);
 		static const char *const ends[] = { "endgeneration" };
 		const char *stopped;
+		/* its body is a function in jinja2 (transformers' call block):
+		 * a loop around it cannot be left from inside */
+		int saved = ps->loop_depth;
+		ps->loop_depth = 0;
 		nd->a = parse_body(ps, ends, 1, &stopped);
+		ps->loop_depth = saved;
 		ps->t->has_generation = true;
 		return nd;
 	}
@@ -1261,8 +1533,7 @@ static struct node *parse_statement(struct parser *ps)
 		f->name = dupname(ps, fname);
 		f->namelen = fname->len;
 		f->id = jinja_filter_id(fname->p, fname->len);
-		if (f->id < 0)
-			fail_at(ps, fname->off, "no filter named '%.*s'", (int)fname->len, fname->p);
+
 		if (is_op(cur(ps), "("))
 			parse_call_args(ps, f);
 		while (is_op(cur(ps), "|"))
@@ -1326,7 +1597,8 @@ static struct node *parse_body(struct parser *ps, const char *const *ends, int n
 			if (nt->type == TK_NAME &&
 			    (is_name(nt, "endif") || is_name(nt, "endfor") || is_name(nt, "else") ||
 			     is_name(nt, "elif") || is_name(nt, "endset") || is_name(nt, "endmacro") ||
-			     is_name(nt, "endgeneration") || is_name(nt, "endfilter")))
+			     is_name(nt, "endgeneration") || is_name(nt, "endfilter") ||
+			     is_name(nt, "endwith")))
 				fail_at(ps, nt->off, "unexpected '%.*s'", (int)nt->len, nt->p);
 			ps->pos++;
 			nl_push(ps, &items, parse_statement(ps));
@@ -1338,6 +1610,54 @@ done:
 	body->list = items.v;
 	body->n = items.n;
 	return body;
+}
+
+/* Unknown filters and tests: jinja2 (3.x) rejects them when compiling,
+ * except inside an if statement or an inline if (a "soft frame"), where
+ * the error waits until they are used. Loop, macro, block-set, filter and
+ * call-block bodies are frames of their own, not soft. */
+static void check_names(struct parser *ps, const struct node *nd, bool soft)
+{
+	if (!nd)
+		return;
+	if ((nd->kind == E_FILTER || nd->kind == E_TEST) && nd->id < 0 && !soft) {
+		ps->err->line = nd->line;
+		ps->err->col = nd->col;
+		ps->err->code = FT_E_PARSE;
+		snprintf(ps->err->msg, sizeof ps->err->msg, "no %s named '%s'",
+			 nd->kind == E_FILTER ? "filter" : "test", nd->name);
+		longjmp(ps->fail, 1);
+	}
+	bool inner = soft;  /* what the statement bodies get */
+	switch (nd->kind) {
+	case N_IF: case E_COND:
+		soft = inner = true;
+		break;
+	case N_FOR:
+		check_names(ps, nd->a, soft);
+		check_names(ps, nd->b, false);
+		check_names(ps, nd->c, false);
+		check_names(ps, nd->d, soft);
+		return;
+	case N_MACRO:
+		for (int i = 0; i < nd->nnames; i++)
+			check_names(ps, nd->kwvals[i], false);
+		soft = inner = false;
+		break;
+	case N_SETBLOCK: case N_FILTERBLOCK: case N_GENERATION: case N_WITH:
+		inner = false;  /* the body; N_WITH's values stay in this frame */
+		break;
+	default:
+		break;
+	}
+	check_names(ps, nd->a, inner);
+	check_names(ps, nd->b, inner);
+	check_names(ps, nd->c, inner);
+	check_names(ps, nd->d, inner);
+	for (int i = 0; i < nd->n; i++)
+		check_names(ps, nd->list[i], soft);
+	for (int i = 0; i < nd->nkw; i++)
+		check_names(ps, nd->kwvals[i], soft);
 }
 
 int ft_tpl_compile(struct ft_tpl **out, const char *name, const char *src, size_t len,
@@ -1407,6 +1727,10 @@ int ft_tpl_compile(struct ft_tpl **out, const char *name, const char *src, size_
 	lex(&ps);
 	const char *stopped = NULL;
 	t->root = parse_body(&ps, NULL, 0, &stopped);
+	struct ft_err scratch;
+	if (!ps.err)
+		ps.err = &scratch;
+	check_names(&ps, t->root, false);
 	free(ps.toks);
 	free(ps.line_starts);
 	*out = t;

@@ -16,6 +16,7 @@
 4. {% generation %} through ft-template: trained text is exactly what the
    generation blocks rendered.
 Prints FAIL lines and ends with "N passed, N failed"."""
+import copy
 import glob
 import json
 import os
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jinja2_ref as ref  # noqa: E402
 
@@ -39,6 +41,7 @@ VERBOSE = os.environ.get("VERBOSE") == "1"
 os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
 
 passed = failed = 0
+xfailed = []
 
 
 def check(ok, what, detail=""):
@@ -225,9 +228,18 @@ def engine_cases():
         if r is None:
             check(False, what, "no result from the driver")
             continue
-        variables = dict(c.get("vars") or {})
+        # a fresh copy each time: jinja2 templates can mutate their data
+        # (list += str in the indent filter)
+        variables = copy.deepcopy(c.get("vars") or {})
         variables.update(c.get("literals") or {})
         ok, want = ref.render(c["template"], variables)
+        if "xfail" in c:
+            # a known, out-of-scope divergence: it must still diverge
+            same = (ok and r["ok"] and r["text"] == want) or (not ok and not r["ok"])
+            check(not same, what + " (known divergence: " + c["xfail"] + ")",
+                  "now agrees with jinja2: drop its xfail")
+            xfailed.append(c["id"])
+            continue
         if ok and r["ok"]:
             check(r["text"] == want, what, f"template {short(c['template'])}\n" +
                   first_diff(want, r["text"]))
@@ -308,13 +320,18 @@ def robustness():
     for path in sorted(glob.glob(os.path.join(SHARED, "data", "chat-templates", "*.json"))):
         with open(path, encoding="utf-8") as f:
             seeds.append(ref.chat_template(json.load(f)))
-    alphabet = list("{}%#-+()[]'\"|.,:~=!<>*/ \n\\") + ["{{", "}}", "{%", "%}", "{#", "#}",
-                                                         "endif", "endfor", "if ", "for ",
-                                                         "\xff", "\x00", "\u00e9", "in ",
-                                                         "raw", "endraw", "set ", "macro "]
+    alphabet = [c.encode() for c in "{}%#-+()[]'\"|.,:~=!<>*/ \n\\"] + [
+        w.encode() for w in ("{{", "}}", "{%", "%}", "{#", "#}", "endif", "endfor", "if ",
+                             "for ", "\u00e9", "in ", "raw", "endraw", "set ", "macro ",
+                             "\u3000", "-%}", "{%-", "is ", "not ", "(", "[")] + [
+        b"\x00", b"\xff", b"\xc3", b"\xe2\x80"]
+    with open(os.path.join(DATA, "varsets.json"), encoding="utf-8") as f:
+        fuzz_vars = dict(json.load(f)["V"])
+    fuzz_vars["messages"] = [{"role": "user", "content": "hi"},
+                             {"role": "assistant", "content": "yo"}]
     fuzz = []
     for k in range(3000):
-        t = rng.choice(seeds)
+        t = rng.choice(seeds).encode()
         op = k % 5
         if op == 0 and t:
             t = t[:rng.randrange(len(t))]
@@ -325,34 +342,39 @@ def robustness():
             i = rng.randrange(len(t))
             t = t[:i] + t[i + rng.randrange(1, 8):]
         elif op == 3:
-            u = rng.choice(seeds)
+            u = rng.choice(seeds).encode()
             t = t[:rng.randrange(len(t) + 1)] + u[rng.randrange(len(u) + 1):]
         else:
             for _ in range(rng.randrange(1, 6)):
                 i = rng.randrange(len(t) + 1)
                 t = t[:i] + rng.choice(alphabet) + t[i:]
-        fuzz.append({"id": f"fuzz{k}", "template": t, "vars": {
-            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-            "lst": [1, 2, 3], "d": {"a": 1}, "s": "str"},
-            "literals": {"bos_token": "<s>", "eos_token": "</s>"}})
-    # invalid UTF-8 and raw garbage bytes cannot travel in JSON text; the
-    # driver gets them as \u escapes of the code points instead
-    for k in range(200):
-        t = "".join(chr(rng.randrange(1, 0x80)) for _ in range(rng.randrange(1, 60)))
-        fuzz.append({"id": f"garbage{k}", "template": t})
+        fuzz.append({"id": f"fuzz{k}", "template_hex": t.hex(), "vars": fuzz_vars,
+                     "literals": {"bos_token": "<s>", "eos_token": "</s>"}})
+    for k in range(300):
+        t = bytes(rng.randrange(0, 256) for _ in range(rng.randrange(1, 80)))
+        if k % 2:  # mostly tag syntax
+            t = b"{{ " + t + b" }}" if k % 4 == 1 else b"{% " + t + b" %}"
+        fuzz.append({"id": f"garbage{k}", "template_hex": t.hex()})
     p, results = run_driver(fuzz, timeout=600)
     check(p.returncode == 0 and len(results) == len(fuzz), f"{len(fuzz)} mangled templates: no crash",
           f"exit {p.returncode}, {len(results)} results\n" + p.stderr.decode(errors="replace")[-2000:])
     agree = disagree = 0
     for c, r in zip(fuzz, results):
-        vs = dict(c.get("vars") or {})
+        vs = copy.deepcopy(c.get("vars") or {})
         vs.update(c.get("literals") or {})
-        ok, want = ref.render(c["template"], vs)
+        try:
+            src = bytes.fromhex(c["template_hex"]).decode()
+        except UnicodeDecodeError:
+            # the engine must refuse invalid UTF-8; jinja2 takes str only
+            agree += not r["ok"]
+            disagree += r["ok"]
+            continue
+        ok, want = ref.render(src, vs)
         same = (ok and r["ok"] and want == r["text"]) or (not ok and not r["ok"])
         agree += same
         disagree += not same
         if not same and os.environ.get("FUZZ_DIFF"):
-            print("fuzz differs:", short(c["template"], 200), "|", short(want, 120), "|", short(r, 200))
+            print("fuzz differs:", short(src, 200), "|", short(want, 120), "|", short(r, 200))
     if VERBOSE or os.environ.get("FUZZ_DIFF"):
         print(f"mangled templates: {agree} agree with jinja2, {disagree} differ")
 
@@ -418,6 +440,8 @@ def main():
         robustness()
     if "generation" in only:
         generation_blocks()
+    if xfailed:
+        print(f"known divergences from jinja2 (out of scope): {', '.join(xfailed)}")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

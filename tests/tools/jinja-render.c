@@ -3,7 +3,8 @@
  * and writes one JSON line per case:
  *   {"id": ..., "ok": true, "text": "...", "spans": [[off, len, flags], ...]}
  *   {"id": ..., "ok": false, "phase": "compile"|"render", "error": "..."}
- * Each key of "vars" is bound as JSON data (ft_tpl_vars_json); each string of
+ * ("template_hex": the template's bytes in hex, for bytes JSON cannot carry:
+ * NUL, invalid UTF-8). Each key of "vars" is bound as JSON data (ft_tpl_vars_json); each string of
  * "literals" as template text (ft_tpl_vars_str, FT_TPL_LITERAL), the way
  * ft-template binds bos_token. Span offsets and lengths are in bytes; flags
  * are FT_SPAN_DATA (1) and FT_SPAN_TRAIN (2). Exit status 0 unless the input
@@ -43,21 +44,47 @@ static int write_result(struct ft_buf *b, const cJSON *id, const struct ft_rende
 	return rc ? rc : ft_buf_puts(b, "]}\n");
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 static int run_case(struct ft_buf *b, const cJSON *c, struct ft_tpl_vars *vars,
 		    struct ft_render *r)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
 	const cJSON *src = cJSON_GetObjectItemCaseSensitive(c, "template");
+	const cJSON *hex = cJSON_GetObjectItemCaseSensitive(c, "template_hex");
 	const cJSON *vs = cJSON_GetObjectItemCaseSensitive(c, "vars");
 	const cJSON *lits = cJSON_GetObjectItemCaseSensitive(c, "literals");
-	if (!cJSON_IsString(src)) {
+	char *bytes = NULL;
+	size_t len = 0;
+	if (cJSON_IsString(hex)) {
+		size_t n = strlen(hex->valuestring) / 2;
+		bytes = malloc(n + 1);
+		if (!bytes)
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			int hi = hexval(hex->valuestring[2 * i]), lo = hexval(hex->valuestring[2 * i + 1]);
+			if (hi < 0 || lo < 0) {
+				free(bytes);
+				fprintf(stderr, "jinja-render: bad 'template_hex'\n");
+				return -1;
+			}
+			bytes[len++] = (char)(hi * 16 + lo);
+		}
+	} else if (!cJSON_IsString(src)) {
 		fprintf(stderr, "jinja-render: a case without a 'template' string\n");
 		return -1;
 	}
 	struct ft_err err;
 	ft_err_clear(&err);
 	struct ft_tpl *tpl;
-	if (ft_tpl_compile(&tpl, "case", src->valuestring, strlen(src->valuestring), &err))
+	int crc = bytes ? ft_tpl_compile(&tpl, "case", bytes, len, &err) :
+			  ft_tpl_compile(&tpl, "case", src->valuestring, strlen(src->valuestring), &err);
+	free(bytes);
+	if (crc)
 		return write_result(b, id, NULL, "compile", &err);
 	ft_tpl_vars_clear(vars);
 	int rc = 0;

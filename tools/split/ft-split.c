@@ -135,11 +135,8 @@ static struct {
 
 /* "8:1:1", "0.8:0.1:0.1": plain decimals with at most 9 fraction digits,
  * kept as integers so shares (and --exact counts) are computed exactly. */
-static void parse_ratio(const char *s, uint64_t **weights, size_t *n)
+static void parse_ratio(const char *s, uint64_t *w, size_t *n)
 {
-	uint64_t *w = calloc(MAX_PARTS, sizeof *w);
-	if (!w)
-		ft_die(FT_EXIT_DATA, "out of memory");
 	size_t k = 0;
 	const char *p = s;
 	for (;;) {
@@ -176,7 +173,6 @@ static void parse_ratio(const char *s, uint64_t **weights, size_t *n)
 		any |= w[i];
 	if (!any)
 		ft_usage_error("invalid ratio '%s': all parts are zero", s);
-	*weights = w;
 	*n = k;
 }
 
@@ -591,7 +587,8 @@ static void run_input(const char *path, int fd, enum pass pass)
 				err.file = path ? path : "-";
 				err.line = ft_jsonl_lineno(r);
 				ft_err_set(&err, FT_E_IO, "input changed between the two passes");
-				bad_record(&err, FT_E_IO, true);
+				bad_record(&err, FT_E_IO, true);  /* exits */
+				continue;
 			}
 			if (pass == PASS_WRITE)
 				write_record(&g.splits[gr->split], r);
@@ -735,9 +732,9 @@ int main(int argc, char **argv)
 		}
 	}
 
-	uint64_t *weights;
+	static uint64_t weights[MAX_PARTS];
 	size_t nparts;
-	parse_ratio(ratio, &weights, &nparts);
+	parse_ratio(ratio, weights, &nparts);
 	if (nouts == 0)
 		ft_usage_error("no output given: use -o FILE once per ratio part");
 	if (nouts != nparts)
@@ -778,7 +775,6 @@ int main(int argc, char **argv)
 		C += weights[i];
 		sp->upto = (double)C / (double)W;
 	}
-	free(weights);
 	ft_buf_init(&g.keytext, 0);
 	g.scan_paths[0] = g.key ? g.key : "group";
 	g.scan_paths[1] = "id";
