@@ -4,7 +4,6 @@
 
 #include "arena.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,8 +15,6 @@
 
 static _Thread_local struct ft_arena *record_arena;
 
-static bool arena_owns(const struct ft_arena *a, const void *p);
-
 static void *hook_malloc(size_t n)
 {
 	if (record_arena)
@@ -27,7 +24,7 @@ static void *hook_malloc(size_t n)
 
 static void hook_free(void *p)
 {
-	if (record_arena && arena_owns(record_arena, p))
+	if (record_arena && ft_arena_owns(record_arena, p))
 		return;
 	free(p);
 }
@@ -41,11 +38,6 @@ void ft_json_use_arena(struct ft_arena *arena)
 		hooked = true;
 	}
 	record_arena = arena;
-}
-
-static bool arena_owns(const struct ft_arena *a, const void *p)
-{
-	return ft_arena_owns(a, p);
 }
 
 /* Number literals in document order: cJSON keeps object members and array
@@ -168,7 +160,6 @@ int ft_json_parse(const char *text, size_t len, cJSON **out, struct ft_err *err)
 int64_t ft_json_int(const cJSON *n)
 {
 	if (n->valuestring) {
-		errno = 0;
 		long long v = strtoll(n->valuestring, NULL, 10);
 		return (int64_t)v;  /* strtoll saturates on overflow */
 	}

@@ -465,7 +465,7 @@ static int from_sharegpt(const struct opts *o, struct record_ctx *rc, const cJSO
 }
 
 /* Alpaca: {"instruction", "input", "output", "system"?, "history"?} */
-static int from_alpaca(const struct opts *o, struct record_ctx *rc, struct ft_err *err)
+static int from_alpaca(struct record_ctx *rc, struct ft_err *err)
 {
 	const cJSON *ins = cJSON_GetObjectItemCaseSensitive(rc->rec, "instruction");
 	const cJSON *inp = cJSON_GetObjectItemCaseSensitive(rc->rec, "input");
@@ -521,7 +521,6 @@ static int from_alpaca(const struct opts *o, struct record_ctx *rc, struct ft_er
 	}
 	cJSON_AddItemToArray(msgs, new_message("user", user));
 	cJSON_AddItemToArray(msgs, new_message("assistant", cJSON_CreateStringReference(out->valuestring)));
-	(void)o;
 	return FT_OK;
 }
 
@@ -538,7 +537,7 @@ static int normalise(const struct opts *o, const struct tmpl *t, struct record_c
 		return from_sharegpt(o, rc, conv, err);
 	if (cJSON_GetObjectItemCaseSensitive(rc->rec, "instruction") ||
 	    cJSON_GetObjectItemCaseSensitive(rc->rec, "output"))
-		return from_alpaca(o, rc, err);
+		return from_alpaca(rc, err);
 	if (ft_tpl_uses(t->tpl, "messages"))
 		return bad(err, "missing 'messages' (or 'conversations', or 'instruction' and 'output')");
 	return FT_OK;
@@ -614,6 +613,25 @@ static void trainable_nodes(const cJSON *msgs, struct ptrset *s)
 	}
 }
 
+/* The end-of-turn strings to look for: the template's eos and eot, the
+ * --eot options, and the well-known ones (always, or only when no --eot was
+ * given). Returns how many went into out. */
+static int eot_candidates(const struct tmpl *t, const struct opts *o, bool always_known,
+			  const char *out[64])
+{
+	int nc = 0;
+	if (t->eos)
+		out[nc++] = t->eos;
+	for (int k = 0; k < t->neot && nc < 60; k++)
+		out[nc++] = t->eot[k];
+	for (int k = 0; k < o->neot && nc < 60; k++)
+		out[nc++] = o->eot[k];
+	if (always_known || !o->neot)
+		for (size_t k = 0; k < sizeof known_eot / sizeof *known_eot && nc < 64; k++)
+			out[nc++] = known_eot[k];
+	return nc;
+}
+
 /* Mark trained: data from trainable nodes, then the template text after it up
  * to and including the first end-of-turn token before the next data. Returns
  * false when some trained text had no end-of-turn token after it. */
@@ -621,6 +639,8 @@ static bool auto_train(struct ft_segments *segs, const char *text, const struct 
 		       const struct tmpl *t, const struct opts *o)
 {
 	bool all_stopped = true;
+	const char *cands[64];
+	int nc = eot_candidates(t, o, false, cands);
 	for (size_t i = 0; i < segs->n; i++) {
 		struct ft_segment *s = &segs->v[i];
 		s->train = s->data && s->origin && ptrset_has(nodes, s->origin);
@@ -639,17 +659,6 @@ static bool auto_train(struct ft_segments *segs, const char *text, const struct 
 		struct ft_segment *lit = &segs->v[j];
 		const char *p = text + lit->off;
 		size_t best = SIZE_MAX, best_len = 0;
-		const char *cands[64];
-		int nc = 0;
-		if (t->eos)
-			cands[nc++] = t->eos;
-		for (int k = 0; k < t->neot && nc < 60; k++)
-			cands[nc++] = t->eot[k];
-		for (int k = 0; k < o->neot && nc < 60; k++)
-			cands[nc++] = o->eot[k];
-		if (!o->neot)
-			for (size_t k = 0; k < sizeof known_eot / sizeof *known_eot && nc < 64; k++)
-				cands[nc++] = known_eot[k];
 		for (int k = 0; k < nc; k++) {
 			size_t n = strlen(cands[k]);
 			if (!n)
@@ -720,22 +729,13 @@ static size_t trailing_eot(const char *text, const struct ft_segment *segs, size
 		return 0;
 	const struct ft_segment *last = &segs[to - 1];
 	const char *cands[64];
-	int nc = 0;
-	if (t->eos)
-		cands[nc++] = t->eos;
-	for (int k = 0; k < t->neot && nc < 60; k++)
-		cands[nc++] = t->eot[k];
-	for (int k = 0; k < o->neot && nc < 60; k++)
-		cands[nc++] = o->eot[k];
-	for (size_t k = 0; k < sizeof known_eot / sizeof *known_eot && nc < 64; k++)
-		cands[nc++] = known_eot[k];
+	int nc = eot_candidates(t, o, true, cands);
 	/* strip trailing whitespace after the token too (e.g. "<|im_end|>\n") */
-	size_t end = last->len;
+	size_t e = last->len;
+	while (e > 0 && (text[last->off + e - 1] == '\n' || text[last->off + e - 1] == ' '))
+		e--;
 	for (int k = 0; k < nc; k++) {
 		size_t n = strlen(cands[k]);
-		size_t e = end;
-		while (e > 0 && (text[last->off + e - 1] == '\n' || text[last->off + e - 1] == ' '))
-			e--;
 		if (n && n <= e && !memcmp(text + last->off + e - n, cands[k], n))
 			return last->len - (e - n);
 	}
@@ -1138,23 +1138,24 @@ static void pool_write(struct pool *p, struct batch *bt)
 	p->next_write++;
 }
 
+/* Write every finished batch that is next in order (mutex held). */
+static void write_ready(struct pool *p)
+{
+	for (int i = 0; i < p->nring; i++) {
+		struct batch *bt = &p->ring[i];
+		if (bt->state == B_DONE && bt->seq == p->next_write) {
+			pool_write(p, bt);
+			i = -1;  /* the next in order may sit earlier in the ring */
+		}
+	}
+}
+
 /* An empty batch to fill, writing out finished ones as it waits. */
 static struct batch *pool_batch(struct pool *p)
 {
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		/* write every finished batch that is next in order */
-		bool wrote = true;
-		while (wrote) {
-			wrote = false;
-			for (int i = 0; i < p->nring; i++) {
-				struct batch *bt = &p->ring[i];
-				if (bt->state == B_DONE && bt->seq == p->next_write) {
-					pool_write(p, bt);
-					wrote = true;
-				}
-			}
-		}
+		write_ready(p);
 		for (int i = 0; i < p->nring; i++)
 			if (p->ring[i].state == B_FREE) {
 				struct batch *bt = &p->ring[i];
@@ -1192,14 +1193,7 @@ static void pool_finish(struct pool *p)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		bool pending = false;
-		for (int i = 0; i < p->nring; i++) {
-			struct batch *bt = &p->ring[i];
-			if (bt->state == B_DONE && bt->seq == p->next_write) {
-				pool_write(p, bt);
-				i = -1;
-				continue;
-			}
-		}
+		write_ready(p);
 		for (int i = 0; i < p->nring; i++)
 			pending |= p->ring[i].state != B_FREE;
 		if (!pending)
