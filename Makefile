@@ -5,19 +5,22 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 BIN     ?= bin
 CC      ?= cc
+CXX     ?= c++
 OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  ?= $(OPT)
 FT_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wvla -Wno-unused-parameter \
 	-Wstrict-prototypes -Wmissing-prototypes -pthread $(SAN)
 FT_CPPFLAGS = -D_GNU_SOURCE -Ilib -MMD -MP
-LDLIBS  = -lcjson -lutf8proc -lz -lm -pthread
+FT_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -pthread $(SAN)
+# libsentencepiece is C++: its one wrapper (lib/spm.cc) pulls in libstdc++
+LDLIBS  = -lsentencepiece -lstdc++ -lcjson -lutf8proc -lz -lm -pthread
 
-LIB_SRC   := $(wildcard lib/*.c)
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC   := $(wildcard lib/*.c) $(wildcard lib/*.cc)
+LIB_OBJ   := $(patsubst %.cc,$(BUILD)/%.o,$(LIB_SRC:%.c=$(BUILD)/%.o))
 LIBFT     := $(BUILD)/libft.a
 
-TOOLS     := template split
+TOOLS     := template split tokenize shard
 TOOL_BINS := $(TOOLS:%=$(BIN)/ft-%)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -42,6 +45,10 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(FT_CPPFLAGS) $(FT_CFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/%.o: %.cc | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(FT_CPPFLAGS) $(FT_CXXFLAGS) $(CFLAGS) -c $< -o $@
+
 $(LIBFT): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -65,7 +72,7 @@ $(TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIBFT)
 check-tests: all $(UNIT_BINS) $(TEST_TOOLS)
 
 test: check-tests
-	@FT_DEPS_EXTRA="python3 python3-jinja2" scripts/ensure-deps
+	@FT_DEPS_EXTRA="python3 python3-jinja2 python3-sentencepiece python3-numpy sentencepiece" scripts/ensure-deps
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
 # Everything again under AddressSanitizer and UBSan, in its own build tree.
@@ -78,6 +85,7 @@ demo: all
 
 bench: all
 	@bench/template/run
+	@bench/tokenize/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ft/templates \

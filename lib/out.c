@@ -355,3 +355,28 @@ const char *ft_out_name(const struct ft_out *o)
 {
 	return o->is_stdout ? "<stdout>" : o->path;
 }
+
+int ft_out_pwrite(struct ft_out *o, const void *p, size_t n, unsigned long long off,
+		  struct ft_err *err)
+{
+	const char *name = ft_out_name(o);
+	if (o->is_stdout)
+		return ft_err_set(err, FT_E_INVAL, "cannot seek in '%s'", name);
+	if (flush(o))
+		return ft_err_set(err, FT_E_IO, "cannot write '%s': %s", name, strerror(o->werr));
+	const char *q = p;
+	while (n > 0) {
+		ssize_t w = pwrite(o->fd, q, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->werr = w < 0 ? errno : EIO;
+			return ft_err_set(err, FT_E_IO, "cannot write '%s': %s", name,
+					  strerror(o->werr));
+		}
+		q += w;
+		n -= (size_t)w;
+		off += (unsigned long long)w;
+	}
+	return FT_OK;
+}

@@ -27,5 +27,10 @@ int ft_out_commit(struct ft_out *o, struct ft_err *err);
 void ft_out_abort(struct ft_out *o);
 void ft_out_abort_all(void);
 const char *ft_out_name(const struct ft_out *o);  /* "<stdout>" for stdout */
+/* Write p[0..n) at byte offset off of a named output, after flushing what is
+ * buffered (a header patched in before commit); the append position is not
+ * moved. Fails on stdout and on outputs that cannot seek (a fifo). */
+int ft_out_pwrite(struct ft_out *o, const void *p, size_t n, unsigned long long off,
+		  struct ft_err *err);
 
 #endif

@@ -96,3 +96,59 @@ int ft_sample_write_segments(struct ft_buf *b, const char *text, const struct ft
 	}
 	return rc ? rc : ft_buf_putc(b, ']');
 }
+
+static int read_flag(const cJSON *seg, const char *name, size_t i, bool *out, struct ft_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(seg, name);
+	if (!v) {
+		*out = false;
+		return 0;
+	}
+	if (!cJSON_IsBool(v))
+		return ft_err_set(err, FT_E_DATA, "segments[%zu].%s: expected true or false", i, name);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+int ft_sample_read(const cJSON *rec, struct ft_buf *text, struct ft_segments *s,
+		   struct ft_err *err)
+{
+	ft_buf_reset(text);
+	s->n = 0;
+	if (!cJSON_IsObject(rec))
+		return ft_err_set(err, FT_E_DATA, "expected a JSON object");
+	const cJSON *segs = cJSON_GetObjectItemCaseSensitive(rec, "segments");
+	if (!segs) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "text");
+		if (!t)
+			return ft_err_set(err, FT_E_DATA,
+					  "no 'segments' (a sample from ft-template) and no 'text'");
+		if (!cJSON_IsString(t))
+			return ft_err_set(err, FT_E_DATA, "'text' is not a string");
+		size_t len = strlen(t->valuestring);
+		if (ft_buf_append(text, t->valuestring, len) ||
+		    push(s, (struct ft_segment){ .off = 0, .len = len, .train = true, .data = true }))
+			return ft_err_set(err, FT_E_NOMEM, "out of memory");
+		return 0;
+	}
+	if (!cJSON_IsArray(segs))
+		return ft_err_set(err, FT_E_DATA, "'segments' is not an array");
+	size_t i = 0;
+	for (const cJSON *seg = segs->child; seg; seg = seg->next, i++) {
+		if (!cJSON_IsObject(seg))
+			return ft_err_set(err, FT_E_DATA, "segments[%zu]: expected an object", i);
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(seg, "text");
+		if (!cJSON_IsString(t))
+			return ft_err_set(err, FT_E_DATA, "segments[%zu].text: %s", i,
+					  t ? "expected a string" : "missing");
+		bool train, templ;
+		if (read_flag(seg, "train", i, &train, err) || read_flag(seg, "template", i, &templ, err))
+			return err ? err->code : FT_E_DATA;
+		size_t len = strlen(t->valuestring), off = text->len;
+		if (ft_buf_append(text, t->valuestring, len))
+			return ft_err_set(err, FT_E_TOOBIG, "sample text is too long");
+		if (push(s, (struct ft_segment){ .off = off, .len = len, .train = train, .data = !templ }))
+			return ft_err_set(err, FT_E_NOMEM, "out of memory");
+	}
+	return 0;
+}

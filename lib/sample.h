@@ -10,6 +10,9 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include <cjson/cJSON.h>
+
+#include "ft.h"
 #include "jinja.h"
 
 struct ft_segment {
@@ -30,6 +33,14 @@ void ft_segments_release(struct ft_segments *s);
 int ft_segments_from_render(struct ft_segments *s, const struct ft_render *r);
 /* Merge neighbours with equal train and data flags (origins are dropped). */
 void ft_segments_merge(struct ft_segments *s);
+
+/* Read a sample record's text into text (reset first) and its segments
+ * into s (offsets into text): "segments" as ft-template writes them
+ * ("train" and "template" default to false), or a plain {"text": ...}
+ * record, which is one trained data segment (pretraining text). Empty
+ * segments are dropped; neighbours are not merged. */
+int ft_sample_read(const cJSON *rec, struct ft_buf *text, struct ft_segments *s,
+		   struct ft_err *err);
 
 /* Append "segments":[...] for segs[from..to) of text, all with train forced
  * off when untrain is set. */
