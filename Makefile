@@ -69,6 +69,35 @@ $(TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIBFT)
 	@mkdir -p $(@D)
 	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# ft-train: the trainer (trainer/), its CPU kernels (kernels/cpu/) and their
+# tests (tests/train/) are the only objects built with OpenMP and linked with
+# OpenBLAS.
+TRAIN_SRC   := $(wildcard trainer/*.c) $(wildcard kernels/cpu/*.c)
+TRAIN_OBJ   := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
+TRAIN_BIN   := $(BIN)/ft-train
+TRAIN_TSRC  := $(wildcard tests/train/test_*.c)
+TRAIN_TESTS := $(TRAIN_TSRC:tests/train/%.c=$(BUILD)/tests/%)
+TRAIN_LIBS  := -lopenblas -fopenmp
+
+$(TRAIN_OBJ) $(BUILD)/tools/train/ft-train.o $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
+	FT_CPPFLAGS += -Ikernels -Itrainer
+$(TRAIN_TSRC:%.c=$(BUILD)/%.o): FT_CPPFLAGS += -Itests/unit
+$(TRAIN_OBJ) $(BUILD)/tools/train/ft-train.o $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
+	FT_CFLAGS += -fopenmp
+
+$(TRAIN_BIN): $(BUILD)/tools/train/ft-train.o $(TRAIN_OBJ) $(LIBFT)
+	@mkdir -p $(BIN)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(LDLIBS)
+
+$(TRAIN_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/train/%.o $(TRAIN_OBJ) $(LIBFT)
+	@mkdir -p $(@D)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(LDLIBS)
+
+all: $(TRAIN_BIN)
+check-tests: $(TRAIN_TESTS)
+
+-include $(TRAIN_OBJ:.o=.d) $(wildcard $(BUILD)/tools/train/*.d) $(wildcard $(BUILD)/tests/train/*.d)
+
 check-tests: all $(UNIT_BINS) $(TEST_TOOLS)
 
 test: check-tests

@@ -1,0 +1,63 @@
+/* decoder.h: forward and backward of the decoder over a batch of packed
+ * rows, written once against the op table (kernels/ops.h).
+ *
+ * A batch is B rows of T tokens. Each row holds one or more documents,
+ * given by their start offsets (the first is 0): positions restart at 0 at
+ * each start and attention is causal within the document only. The label of
+ * position t is token t+1; it is trained when mask[t+1] is 1 and t+1 is in
+ * the same document as t. The loss is the sum over trained labels of the
+ * cross-entropy; the caller scales gradients by 1 / (trained labels of the
+ * whole optimizer step) so micro-batches add up to the step's mean.
+ *
+ * Memory: struct ft_decoder owns the activations for one batch shape
+ * (B, T), kept for the backward pass, and scratch; the LM head runs in
+ * chunks of rows so the full logits never exist in forward_backward.
+ * The model, LoRA adapters and gradient blocks stay the caller's.
+ * Errors: 0 or FT_E_* with err set (bad batch contents, memory). */
+#ifndef FT_DECODER_H
+#define FT_DECODER_H
+
+#include <stdint.h>
+
+#include "lora.h"
+#include "model.h"
+#include "ops.h"
+
+struct ft_batch {
+	int B, T;
+	const int32_t *tokens;       /* [B][T] */
+	const uint8_t *mask;         /* [B][T], 1 = the token is a trained label; NULL: all */
+	/* documents: row b's starts are doc_starts[doc_offsets[b] .. doc_offsets[b+1]),
+	 * increasing, the first 0; NULL: one document per row */
+	const int32_t *doc_offsets;  /* [B+1] */
+	const int32_t *doc_starts;
+};
+
+struct ft_decoder_acts;
+
+struct ft_decoder {
+	const struct ft_ops *ops;
+	const struct ft_model *model;
+	const struct ft_lora *lora;  /* NULL: no adapters */
+	int B, T;
+	uint64_t dropout_step;       /* advances per forward pass with dropout */
+	struct ft_decoder_acts *a;
+};
+
+int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct ft_model *m,
+		    const struct ft_lora *lora, int B, int T, struct ft_err *err);
+void ft_decoder_release(struct ft_decoder *d);
+
+/* Forward only: logits [B*T][V] when logits is not NULL; loss sum and
+ * trained count (either may be NULL). LoRA dropout is not applied. */
+int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *logits,
+		       double *loss_sum, long *trained, struct ft_err *err);
+
+/* Forward and backward: adds grad_scale * d(loss sum) to grads (a block in
+ * the model's layout; NULL freezes the base model) and to lora_grads (the
+ * adapters' layout; NULL when there are no adapters or they are frozen). */
+int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
+				float grad_scale, float *grads, float *lora_grads,
+				double *loss_sum, long *trained, struct ft_err *err);
+
+#endif
