@@ -1,6 +1,7 @@
 #include "buf.h"
 #include "ft.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,4 +105,25 @@ char *ft_buf_detach(struct ft_buf *b, size_t *len)
 	b->len = 0;
 	b->cap = 0;
 	return p;
+}
+
+int ft_buf_read_file(struct ft_buf *b, const char *path, struct ft_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return ft_err_set(err, FT_E_IO, "cannot open '%s': %s", path, strerror(errno));
+	char chunk[65536];
+	size_t n;
+	int rc = FT_OK;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if ((rc = ft_buf_append(b, chunk, n)))
+			break;
+	if (!rc && ferror(f))
+		rc = ft_err_set(err, FT_E_IO, "cannot read '%s': %s", path, strerror(errno));
+	else if (rc == FT_E_TOOBIG)
+		ft_err_set(err, rc, "'%s' is larger than %zu bytes", path, b->max);
+	else if (rc)
+		ft_err_set(err, rc, "out of memory");
+	fclose(f);
+	return rc;
 }

@@ -24,6 +24,11 @@ int ft_buf_puts(struct ft_buf *b, const char *s);
 int ft_buf_putc(struct ft_buf *b, char c);
 int ft_buf_printf(struct ft_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ft_buf_vprintf(struct ft_buf *b, const char *fmt, va_list ap);
+/* Append the whole file at path (up to the buffer's max): 0, or FT_E_IO
+ * ("cannot open/read 'path': reason"), FT_E_TOOBIG ("'path' is larger than
+ * N bytes") or FT_E_NOMEM with a message in err. */
+struct ft_err;
+int ft_buf_read_file(struct ft_buf *b, const char *path, struct ft_err *err);
 /* Take ownership of the data (NUL-terminated, possibly NULL when empty). */
 char *ft_buf_detach(struct ft_buf *b, size_t *len);
 

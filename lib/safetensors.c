@@ -453,38 +453,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors is little
 
 /* ---- sharded models ---------------------------------------------------- */
 
-static int read_small_file(const char *path, size_t max, char **out, size_t *outlen,
-			   struct ft_err *err)
-{
-	*out = NULL;
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return ft_err_set(err, FT_E_IO, "cannot open '%s': %s", path, strerror(errno));
-	struct ft_buf b;
-	ft_buf_init(&b, max);
-	char chunk[65536];
-	size_t got;
-	int rc = FT_OK;
-	while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0)
-		if ((rc = ft_buf_append(&b, chunk, got)))
-			break;
-	if (!rc && ferror(fp))
-		rc = ft_err_set(err, FT_E_IO, "cannot read '%s': %s", path, strerror(errno));
-	else if (rc == FT_E_TOOBIG)
-		rc = ft_err_set(err, rc, "'%s' is larger than %zu bytes", path, max);
-	else if (rc)
-		rc = ft_err_set(err, rc, "out of memory");
-	fclose(fp);
-	if (rc) {
-		ft_buf_release(&b);
-		return rc;
-	}
-	if (!b.data && ft_buf_putc(&b, 0) == 0)
-		b.len = 0;
-	*out = ft_buf_detach(&b, outlen);
-	return *out ? FT_OK : ft_err_set(err, FT_E_NOMEM, "out of memory");
-}
-
 static bool plain_name(const char *s)
 {
 	return *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/') &&
@@ -494,15 +462,17 @@ static bool plain_name(const char *s)
 static int model_open_index(struct ft_st_model *m, const char *dir, const char *ipath,
 			    struct ft_err *err)
 {
-	char *text = NULL;
-	size_t len;
-	int rc = read_small_file(ipath, INDEX_MAX, &text, &len, err);
-	if (rc)
+	struct ft_buf text;
+	ft_buf_init(&text, INDEX_MAX);
+	int rc = ft_buf_read_file(&text, ipath, err);
+	if (rc) {
+		ft_buf_release(&text);
 		return rc;
+	}
 	cJSON *root = NULL;
 	char path[4096];
-	rc = ft_json_parse(text, len, &root, err);
-	free(text);
+	rc = ft_json_parse(text.data ? text.data : "", text.len, &root, err);
+	ft_buf_release(&text);
 	if (rc) {
 		char prefix[4200];
 		snprintf(prefix, sizeof prefix, "'%s': ", ipath);

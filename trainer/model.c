@@ -264,26 +264,12 @@ int ft_model_config_load(struct ft_model_config *c, const char *path, struct ft_
 	if (snprintf(full, sizeof full, pl > 5 && strcmp(path + pl - 5, ".json") == 0 ? "%s" :
 					"%s/config.json", path) >= (int)sizeof full)
 		return ft_err_set(err, FT_E_INVAL, "path too long");
-	FILE *f = fopen(full, "rb");
-	if (!f)
-		return ft_err_set(err, FT_E_IO, "cannot open '%s': %s", full, strerror(errno));
-	char *text = malloc(CONFIG_MAX + 1);
-	if (!text) {
-		fclose(f);
-		return ft_err_set(err, FT_E_NOMEM, "out of memory");
-	}
-	size_t n = fread(text, 1, CONFIG_MAX + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	int rc;
-	if (bad)
-		rc = ft_err_set(err, FT_E_IO, "cannot read '%s'", full);
-	else if (n > CONFIG_MAX)
-		rc = ft_err_set(err, FT_E_TOOBIG, "'%s' is larger than %zu bytes", full,
-				CONFIG_MAX);
-	else
-		rc = ft_model_config_parse(c, text, n, err);
-	free(text);
+	struct ft_buf text;
+	ft_buf_init(&text, CONFIG_MAX);
+	int rc = ft_buf_read_file(&text, full, err);
+	if (!rc)
+		rc = ft_model_config_parse(c, text.data ? text.data : "", text.len, err);
+	ft_buf_release(&text);
 	if (rc && err && rc != FT_E_IO && rc != FT_E_TOOBIG) {
 		char msg[FT_ERR_MSG];
 		snprintf(msg, sizeof msg, "%s", err->msg);

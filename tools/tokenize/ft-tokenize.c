@@ -157,17 +157,8 @@ static cJSON *read_config(const char *path)
 	ft_err_clear(&err);
 	struct ft_buf b;
 	ft_buf_init(&b, (size_t)64 << 20);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		ft_die(FT_EXIT_DATA, "%s: %s", path, strerror(errno));
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (ft_buf_append(&b, chunk, n))
-			ft_die(FT_EXIT_DATA, "%s: larger than 64 MiB", path);
-	if (ferror(f))
-		ft_die(FT_EXIT_DATA, "%s: read error", path);
-	fclose(f);
+	if (ft_buf_read_file(&b, path, &err))
+		ft_die(FT_EXIT_DATA, "%s", err.msg);
 	cJSON *c = NULL;
 	if (ft_json_parse(b.data ? b.data : "", b.len, &c, &err) || !cJSON_IsObject(c))
 		ft_die(FT_EXIT_DATA, "%s: not a JSON object%s%s", path, err.msg[0] ? ": " : "", err.msg);

@@ -115,19 +115,11 @@ static int cmd_init(int argc, char **argv)
 	struct ft_buf text;
 	ft_buf_init(&text, 1 << 20);
 	if (config) {
-		if (ft_model_config_load(&cfg, config, &err))
+		/* read once: parsed here, copied as it is into the model directory */
+		if (ft_buf_read_file(&text, config, &err))
 			ft_die(FT_EXIT_DATA, "%s", err.msg);
-		FILE *f = fopen(config, "rb");
-		char chunk[65536];
-		size_t n;
-		if (!f)
-			ft_die(FT_EXIT_DATA, "cannot open '%s': %s", config, strerror(errno));
-		while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-			if (ft_buf_append(&text, chunk, n))
-				ft_die(FT_EXIT_DATA, "'%s' is too large", config);
-		if (ferror(f))
-			ft_die(FT_EXIT_DATA, "cannot read '%s'", config);
-		fclose(f);
+		if (ft_model_config_parse(&cfg, text.data ? text.data : "", text.len, &err))
+			ft_die(FT_EXIT_DATA, "'%s': %s", config, err.msg);
 	} else {
 		if (ft_model_config_preset(&cfg, preset, &err))
 			ft_usage_error("%s", err.msg);
