@@ -9,7 +9,6 @@
  * messages plus the end-of-turn token that follows it. */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <limits.h>
 #include <stdint.h>
@@ -25,6 +24,7 @@
 #include "json.h"
 #include "jsonl.h"
 #include "out.h"
+#include "pool.h"
 #include "sample.h"
 
 static const char usage_text[] =
@@ -921,10 +921,11 @@ static int process(struct record_ctx *rc, const struct tmpl *t, const struct opt
 }
 
 /* ---- batches and workers ----
- * The main thread reads lines into batches; workers render whole batches
- * into their own output buffers; the main thread writes finished batches in
- * input order, so the output is the same for any number of workers, and the
- * first error reported is the first in the input. */
+ * The main thread reads lines into batches; the pool (pool.h) renders whole
+ * batches on its workers into each batch's own output buffer and hands them
+ * back in input order, in which the main thread writes them, so the output
+ * is the same for any number of workers, and the first error reported is
+ * the first in the input. */
 
 #define BATCH_LINES 512
 #define BATCH_BYTES ((size_t)4 << 20)
@@ -937,11 +938,7 @@ struct entry {
 	int err;               /* index into batch errs, or -1 */
 };
 
-enum batch_state { B_FREE, B_FILLING, B_READY, B_RUNNING, B_DONE };
-
 struct batch {
-	enum batch_state state;
-	unsigned long long seq;
 	struct ft_buf text;
 	struct entry *e;
 	int n, cap;
@@ -955,6 +952,7 @@ struct batch {
 	char fail_prefix[200];
 };
 
+/* Rendering state, one per pool worker: a worker runs one batch at a time. */
 struct worker {
 	struct ft_tpl_vars *vars;
 	struct ft_render r;
@@ -962,29 +960,29 @@ struct worker {
 	struct ptrset nodes;
 	struct ft_buf b;
 	struct ft_arena arena;
-	pthread_t thread;
-	struct pool *pool;
 };
 
-struct pool {
+struct ctx {
 	const struct tmpl *t;
 	const struct opts *o;
-	struct ft_out *out;
-	struct batch *ring;
-	int nring, nworkers;
 	struct worker *workers;
-	unsigned long long next_seq, next_write;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop, failed;
+};
+
+/* The main thread's side: the pool, its batches, and what was written. */
+struct run {
+	struct ctx cx;
+	struct ft_pool *pool;
+	struct batch *batches;
+	int nbatch;
+	struct ft_out *out;
+	bool failed;
 	struct stats st;
 	struct ft_progress prog;
 };
 
-static void worker_init(struct worker *w, struct pool *p)
+static void worker_init(struct worker *w)
 {
 	memset(w, 0, sizeof *w);
-	w->pool = p;
 	w->vars = ft_tpl_vars_new();
 	if (!w->vars)
 		ft_die(FT_EXIT_DATA, "out of memory");
@@ -1004,9 +1002,13 @@ static void worker_release(struct worker *w)
 	ft_arena_release(&w->arena);
 }
 
-static void run_batch(struct worker *w, struct batch *bt)
+/* Render one batch on worker wi (the pool's work function). */
+static void work(void *batch, int wi, void *arg)
 {
-	const struct opts *o = w->pool->o;
+	struct batch *bt = batch;
+	const struct ctx *c = arg;
+	const struct opts *o = c->o;
+	struct worker *w = &c->workers[wi];
 	ft_buf_reset(&bt->out);
 	memset(&bt->st, 0, sizeof bt->st);
 	bt->failed = false;
@@ -1029,7 +1031,7 @@ static void run_batch(struct worker *w, struct batch *bt)
 		} else {
 			struct record_ctx rctx = { .rec = rec };
 			set_ids(&rctx, o, en->recno);
-			if (process(&rctx, w->pool->t, o, w->vars, &w->r, &w->segs, &w->nodes, &bt->out,
+			if (process(&rctx, c->t, o, w->vars, &w->r, &w->segs, &w->nodes, &bt->out,
 				    &w->b, &bt->st, &err)) {
 				bad_rec = 1;
 				snprintf(pbuf, sizeof pbuf, "record '%.150s': ", rctx.id_text);
@@ -1057,172 +1059,102 @@ static void run_batch(struct worker *w, struct batch *bt)
 	ft_json_use_arena(NULL);
 }
 
-static void *worker_main(void *arg)
+static void run_start(struct run *rn, const struct tmpl *t, const struct opts *o,
+		      struct ft_out *out)
 {
-	struct worker *w = arg;
-	struct pool *p = w->pool;
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		struct batch *pick = NULL;
-		for (int i = 0; i < p->nring; i++)
-			if (p->ring[i].state == B_READY && (!pick || p->ring[i].seq < pick->seq))
-				pick = &p->ring[i];
-		if (pick) {
-			pick->state = B_RUNNING;
-			pthread_mutex_unlock(&p->mu);
-			run_batch(w, pick);
-			pthread_mutex_lock(&p->mu);
-			pick->state = B_DONE;
-			pthread_cond_broadcast(&p->cv);
-		} else if (p->stop) {
-			break;
-		} else {
-			pthread_cond_wait(&p->cv, &p->mu);
-		}
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-static void pool_start(struct pool *p, const struct tmpl *t, const struct opts *o,
-		       struct ft_out *out)
-{
-	memset(p, 0, sizeof *p);
-	p->t = t;
-	p->o = o;
-	p->out = out;
-	p->nworkers = o->jobs;
-	p->nring = o->jobs > 1 ? 2 * o->jobs + 2 : 1;
-	p->ring = calloc((size_t)p->nring, sizeof *p->ring);
-	p->workers = calloc((size_t)(o->jobs > 1 ? o->jobs : 1), sizeof *p->workers);
-	if (!p->ring || !p->workers)
+	memset(rn, 0, sizeof *rn);
+	rn->cx = (struct ctx){ .t = t, .o = o };
+	rn->out = out;
+	/* a few batches per worker keep them busy while the oldest is written,
+	 * and bound memory */
+	rn->nbatch = o->jobs > 1 ? 2 * o->jobs + 2 : 1;
+	rn->batches = calloc((size_t)rn->nbatch, sizeof *rn->batches);
+	void **bp = calloc((size_t)rn->nbatch, sizeof *bp);
+	rn->cx.workers = calloc((size_t)o->jobs, sizeof *rn->cx.workers);
+	if (!rn->batches || !bp || !rn->cx.workers)
 		ft_die(FT_EXIT_DATA, "out of memory");
-	for (int i = 0; i < p->nring; i++) {
-		ft_buf_init(&p->ring[i].text, 0);
-		ft_buf_init(&p->ring[i].out, 0);
+	for (int i = 0; i < rn->nbatch; i++) {
+		ft_buf_init(&rn->batches[i].text, 0);
+		ft_buf_init(&rn->batches[i].out, 0);
+		bp[i] = &rn->batches[i];
 	}
-	ft_progress_init(&p->prog, o->progress);
+	for (int i = 0; i < o->jobs; i++)
+		worker_init(&rn->cx.workers[i]);
+	ft_progress_init(&rn->prog, o->progress);
 	ft_json_use_arena(NULL);  /* install cJSON's hooks before any thread runs */
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
-	if (o->jobs > 1) {
-		for (int i = 0; i < o->jobs; i++) {
-			worker_init(&p->workers[i], p);
-			int e = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
-			if (e)
-				ft_die(FT_EXIT_DATA, "cannot start a thread: %s", strerror(e));
-		}
-	} else {
-		worker_init(&p->workers[0], p);
-	}
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (ft_pool_start(&rn->pool, o->jobs, bp, rn->nbatch, work, &rn->cx, &err))
+		ft_die(FT_EXIT_DATA, "%s", err.msg);
+	free(bp);  /* the pool keeps its own copy of the pointers */
 }
 
-/* Write out a finished batch (main thread, in order). */
-static void pool_write(struct pool *p, struct batch *bt)
+/* Write out a finished batch (in order) and give it back to the pool. */
+static void write_batch(struct run *rn, struct batch *bt)
 {
-	if (!p->failed) {
-		if (bt->out.len && ft_out_write(p->out, bt->out.data, bt->out.len))
-			ft_die(FT_EXIT_DATA, "%s: write error: %s", ft_out_name(p->out), strerror(errno));
-		p->st.records += bt->st.records;
-		p->st.samples += bt->st.samples;
-		p->st.skipped += bt->st.skipped;
-		p->st.trained_bytes += bt->st.trained_bytes;
-		p->st.bytes += bt->st.bytes;
+	if (!rn->failed) {
+		if (bt->out.len && ft_out_write(rn->out, bt->out.data, bt->out.len))
+			ft_die(FT_EXIT_DATA, "%s: write error: %s", ft_out_name(rn->out), strerror(errno));
+		rn->st.records += bt->st.records;
+		rn->st.samples += bt->st.samples;
+		rn->st.skipped += bt->st.skipped;
+		rn->st.trained_bytes += bt->st.trained_bytes;
+		rn->st.bytes += bt->st.bytes;
 		if (bt->failed) {
-			ft_progress_done(&p->prog);
+			ft_progress_done(&rn->prog);
 			ft_report(&bt->fail, bt->fail_prefix[0] ? bt->fail_prefix : NULL);
-			p->failed = true;
+			rn->failed = true;
 		}
 	}
-	bt->state = B_FREE;
-	p->next_write++;
+	ft_pool_release(rn->pool, bt);
 }
 
-/* Write every finished batch that is next in order (mutex held). */
-static void write_ready(struct pool *p)
+/* Write the finished batches that are next in order; with wait, every
+ * pending batch. */
+static void drain(struct run *rn, bool wait)
 {
-	for (int i = 0; i < p->nring; i++) {
-		struct batch *bt = &p->ring[i];
-		if (bt->state == B_DONE && bt->seq == p->next_write) {
-			pool_write(p, bt);
-			i = -1;  /* the next in order may sit earlier in the ring */
-		}
-	}
+	struct batch *bt;
+	while ((bt = ft_pool_next_done(rn->pool, wait)))
+		write_batch(rn, bt);
 }
 
-/* An empty batch to fill, writing out finished ones as it waits. */
-static struct batch *pool_batch(struct pool *p)
+/* An empty batch to fill. Finished batches are written first, so output
+ * and a first error come out as early as they can; when every batch is
+ * busy, wait for the oldest. */
+static struct batch *next_batch(struct run *rn)
 {
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		write_ready(p);
-		for (int i = 0; i < p->nring; i++)
-			if (p->ring[i].state == B_FREE) {
-				struct batch *bt = &p->ring[i];
-				bt->state = B_FILLING;
-				bt->seq = p->next_seq++;
-				bt->n = 0;
-				bt->nerrs = 0;
-				bt->fatal_at_end = false;
-				ft_buf_reset(&bt->text);
-				pthread_mutex_unlock(&p->mu);
-				return bt;
-			}
-		pthread_cond_wait(&p->cv, &p->mu);
-	}
-}
-
-static void pool_submit(struct pool *p, struct batch *bt)
-{
-	if (p->nworkers <= 1) {
-		run_batch(&p->workers[0], bt);
-		pthread_mutex_lock(&p->mu);
-		bt->state = B_DONE;
-		pthread_mutex_unlock(&p->mu);
-		return;
-	}
-	pthread_mutex_lock(&p->mu);
-	bt->state = B_READY;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	struct batch *bt;
+	drain(rn, false);
+	while (!(bt = ft_pool_acquire(rn->pool)))
+		write_batch(rn, ft_pool_next_done(rn->pool, true));
+	bt->n = 0;
+	bt->nerrs = 0;
+	bt->fatal_at_end = false;
+	ft_buf_reset(&bt->text);
+	return bt;
 }
 
 /* Wait for every batch, write them, stop the workers. */
-static void pool_finish(struct pool *p)
+static void run_finish(struct run *rn)
 {
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		bool pending = false;
-		write_ready(p);
-		for (int i = 0; i < p->nring; i++)
-			pending |= p->ring[i].state != B_FREE;
-		if (!pending)
-			break;
-		pthread_cond_wait(&p->cv, &p->mu);
-	}
-	p->stop = true;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	if (p->nworkers > 1)
-		for (int i = 0; i < p->nworkers; i++)
-			pthread_join(p->workers[i].thread, NULL);
-	ft_progress_done(&p->prog);
+	drain(rn, true);
+	ft_pool_free(rn->pool);
+	rn->pool = NULL;
+	ft_progress_done(&rn->prog);
 }
 
-static void pool_release(struct pool *p)
+static void run_release(struct run *rn)
 {
-	for (int i = 0; i < (p->nworkers > 1 ? p->nworkers : 1); i++)
-		worker_release(&p->workers[i]);
-	for (int i = 0; i < p->nring; i++) {
-		ft_buf_release(&p->ring[i].text);
-		ft_buf_release(&p->ring[i].out);
-		free(p->ring[i].e);
-		free(p->ring[i].errs);
+	for (int i = 0; i < rn->cx.o->jobs; i++)
+		worker_release(&rn->cx.workers[i]);
+	for (int i = 0; i < rn->nbatch; i++) {
+		ft_buf_release(&rn->batches[i].text);
+		ft_buf_release(&rn->batches[i].out);
+		free(rn->batches[i].e);
+		free(rn->batches[i].errs);
 	}
-	free(p->ring);
-	free(p->workers);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv);
+	free(rn->batches);
+	free(rn->cx.workers);
 }
 
 static struct entry *batch_entry(struct batch *bt)
@@ -1379,13 +1311,13 @@ int main(int argc, char **argv)
 	if (ft_out_open(&out, o.output, &err))
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
 
-	struct pool pool;
-	pool_start(&pool, &t, &o, out);
+	struct run rn;
+	run_start(&rn, &t, &o, out);
 
 	int status = FT_EXIT_OK;
 	unsigned long long recno = 0, done_bytes = 0;
 	int nfiles = argc - optind;
-	for (int fi = 0; fi < (nfiles ? nfiles : 1) && !pool.failed; fi++) {
+	for (int fi = 0; fi < (nfiles ? nfiles : 1) && !rn.failed; fi++) {
 		const char *path = nfiles ? argv[optind + fi] : "-";
 		struct ft_jsonl_reader *rd;
 		ft_err_clear(&err);
@@ -1394,8 +1326,8 @@ int main(int argc, char **argv)
 			status = FT_EXIT_DATA;
 			continue;
 		}
-		struct batch *bt = pool_batch(&pool);
-		while (!pool.failed) {
+		struct batch *bt = next_batch(&rn);
+		while (!rn.failed) {
 			const char *line;
 			size_t len;
 			ft_err_clear(&err);
@@ -1414,17 +1346,17 @@ int main(int argc, char **argv)
 				batch_add(bt, line, len, ft_jsonl_name(rd), ft_jsonl_lineno(rd),
 					  ft_jsonl_col_offset(rd), recno);
 			if (batch_full(bt)) {
-				pool_submit(&pool, bt);
-				bt = pool_batch(&pool);
+				ft_pool_submit(rn.pool, bt);
+				bt = next_batch(&rn);
 			}
-			ft_progress_update(&pool.prog, recno, done_bytes + ft_jsonl_bytes(rd));
+			ft_progress_update(&rn.prog, recno, done_bytes + ft_jsonl_bytes(rd));
 		}
-		pool_submit(&pool, bt);
+		ft_pool_submit(rn.pool, bt);
 		done_bytes += ft_jsonl_bytes(rd);
 		ft_jsonl_close(rd);
 	}
-	pool_finish(&pool);
-	if (pool.failed)
+	run_finish(&rn);
+	if (rn.failed)
 		status = FT_EXIT_DATA;
 	if (status) {
 		ft_out_abort(out);
@@ -1432,7 +1364,7 @@ int main(int argc, char **argv)
 		ft_warn("%s", err.msg);
 		status = FT_EXIT_DATA;
 	}
-	struct stats st = pool.st;
+	struct stats st = rn.st;
 	if (!o.quiet && !status) {
 		fprintf(stderr, "ft-template: %llu records, %llu samples", st.records, st.samples);
 		if (st.skipped)
@@ -1441,7 +1373,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, ", %.1f%% of text trained", 100.0 * (double)st.trained_bytes / (double)st.bytes);
 		fputc('\n', stderr);
 	}
-	pool_release(&pool);
+	run_release(&rn);
 	ft_tpl_free(t.tpl);
 	cJSON_Delete(t.config);
 	free(t.bos);
