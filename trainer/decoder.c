@@ -121,9 +121,9 @@ void ft_decoder_release(struct ft_decoder *d)
 static int prepare(struct ft_decoder *d, const struct ft_batch *b, long *trained,
 		   struct ft_err *err)
 {
-	if (b->B != d->B || b->T != d->T)
-		return ft_err_set(err, FT_E_INVAL, "batch is %d x %d, the decoder %d x %d", b->B,
-				  b->T, d->B, d->T);
+	if (b->B < 1 || b->T < 1 || b->B > d->B || b->T > d->T)
+		return ft_err_set(err, FT_E_INVAL, "batch is %d x %d, the decoder at most %d x %d",
+				  b->B, b->T, d->B, d->T);
 	int T = b->T, V = d->model->cfg.vocab_size;
 	struct ft_decoder_acts *a = d->a;
 	for (int r = 0; r < b->B; r++) {
@@ -170,6 +170,26 @@ static int prepare(struct ft_decoder *d, const struct ft_batch *b, long *trained
 		}
 	*trained = count;
 	return FT_OK;
+}
+
+long ft_batch_trained(const struct ft_batch *b)
+{
+	long count = 0;
+	for (int r = 0; r < b->B; r++) {
+		const int32_t *starts = NULL;
+		int k = 0, nstarts = 0;
+		if (b->doc_offsets) {
+			starts = b->doc_starts + b->doc_offsets[r];
+			nstarts = b->doc_offsets[r + 1] - b->doc_offsets[r];
+		}
+		for (int t = 1; t < b->T; t++) {
+			while (k < nstarts && starts[k] < t)
+				k++;
+			bool starts_doc = k < nstarts && starts[k] == t;
+			count += !starts_doc && (!b->mask || b->mask[(size_t)r * b->T + t]);
+		}
+	}
+	return count;
 }
 
 /* ---- linear layers with their LoRA branch ------------------------------ */
@@ -269,7 +289,7 @@ static void forward_layers(struct ft_decoder *d, const struct ft_batch *b, bool 
 	const struct ft_model *m = d->model;
 	const struct ft_model_config *c = &m->cfg;
 	struct ft_decoder_acts *a = d->a;
-	int B = d->B, T = d->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
 	int H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim;
 	size_t NC = (size_t)N * C, NQ = (size_t)N * H * D, NKV = (size_t)N * KVH * D;
 	size_t NI = (size_t)N * I;
@@ -324,7 +344,7 @@ int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *lo
 	forward_layers(d, b, false);
 	const struct ft_model_config *c = &d->model->cfg;
 	struct ft_decoder_acts *a = d->a;
-	int N = d->B * d->T, C = c->hidden_size, V = c->vocab_size;
+	int N = b->B * b->T, C = c->hidden_size, V = c->vocab_size;
 	for (int r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
 		int rows = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
 		float *out = logits ? logits + (size_t)r0 * V : a->logits;
@@ -341,29 +361,43 @@ int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *lo
 
 /* ---- backward ---------------------------------------------------------- */
 
+/* The lowest layer whose weights or adapters receive a gradient (num_layers
+ * when none does); the backward pass need not go below it unless the
+ * embedding table trains. */
+static int lowest_trained_layer(const struct ft_decoder *d, const struct ft_weights *g,
+				const struct ft_lora_weights *lg)
+{
+	int L = d->model->cfg.num_layers;
+	if (g && g->embed)
+		return 0;
+	for (int l = 0; l < L; l++) {
+		if (g) {
+			const struct ft_layer_weights *GL = &g->layers[l];
+			if (GL->input_layernorm || GL->post_attention_layernorm)
+				return l;
+			for (int mod = 0; mod < FT_MOD_COUNT; mod++)
+				if (GL->w[mod] || GL->b[mod])
+					return l;
+		}
+		if (lg)
+			for (int mod = 0; mod < FT_MOD_COUNT; mod++)
+				if (lg->layers[l].A[mod] || lg->layers[l].B[mod])
+					return l;
+	}
+	return L;
+}
+
 int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
-				float grad_scale, float *grads, float *lora_grads,
-				double *loss_sum, long *trained, struct ft_err *err)
+				float grad_scale, const struct ft_weights *g,
+				const struct ft_lora_weights *lg, double *loss_sum, long *trained,
+				struct ft_err *err)
 {
 	long count;
 	int rc = prepare(d, b, &count, err);
 	if (rc)
 		return rc;
-	struct ft_weights gw, *g = NULL;
-	struct ft_lora_weights lgw, *lg = NULL;
-	if (grads) {
-		if (ft_model_point(d->model, grads, &gw))
-			return ft_err_set(err, FT_E_NOMEM, "out of memory");
-		g = &gw;
-	}
-	if (lora_grads && d->lora) {
-		if (ft_lora_point(d->lora, lora_grads, &lgw)) {
-			if (g)
-				ft_weights_release(g);
-			return ft_err_set(err, FT_E_NOMEM, "out of memory");
-		}
-		lg = &lgw;
-	}
+	if (!d->lora)
+		lg = NULL;
 	if (d->lora && d->lora->cfg.dropout > 0.0)
 		d->dropout_step++;
 	forward_layers(d, b, true);
@@ -372,7 +406,7 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 	const struct ft_model *m = d->model;
 	const struct ft_model_config *c = &m->cfg;
 	struct ft_decoder_acts *a = d->a;
-	int B = d->B, T = d->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
 	int H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim, V = c->vocab_size;
 	size_t NC = (size_t)N * C, NQ = (size_t)N * H * D, NKV = (size_t)N * KVH * D;
 	size_t NI = (size_t)N * I;
@@ -400,9 +434,10 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 	ops->rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln,
 			      a->resid + (size_t)c->num_layers * NC, m->w.norm, a->rstdf, N, C);
 
-	for (int l = c->num_layers - 1; l >= 0; l--) {
+	int lowest = lowest_trained_layer(d, g, lg);
+	for (int l = c->num_layers - 1; l >= lowest; l--) {
 		const struct ft_layer_weights *L = &m->w.layers[l];
-		struct ft_layer_weights *GL = g ? &g->layers[l] : NULL;
+		const struct ft_layer_weights *GL = g ? &g->layers[l] : NULL;
 		float *x = a->resid + l * NC, *xmid = a->resid_mid + l * NC;
 		float *ln1 = a->ln1 + l * NC, *ln2 = a->ln2 + l * NC;
 		float *q = a->q + l * NQ, *k = a->k + l * NKV, *v = a->v + l * NKV;
@@ -439,16 +474,12 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 		ops->rmsnorm_backward(a->dresid, GL ? GL->input_layernorm : NULL, a->dln, x,
 				      L->input_layernorm, a->rstd1 + (size_t)l * N, N, C);
 	}
-	if (g)
+	if (g && g->embed)
 		ops->embedding_backward(g->embed, a->dresid, b->tokens, N, C, V);
 
 	if (loss_sum)
 		*loss_sum = sum_losses(a->losses, (size_t)N);
 	if (trained)
 		*trained = count;
-	if (g)
-		ft_weights_release(g);
-	if (lg)
-		ft_lora_weights_release(lg);
 	return FT_OK;
 }

@@ -9,8 +9,8 @@
  * cross-entropy; the caller scales gradients by 1 / (trained labels of the
  * whole optimizer step) so micro-batches add up to the step's mean.
  *
- * Memory: struct ft_decoder owns the activations for one batch shape
- * (B, T), kept for the backward pass, and scratch; the LM head runs in
+ * Memory: struct ft_decoder owns the activations for batches of up to
+ * B rows of T tokens, kept for the backward pass, and scratch; the LM head runs in
  * chunks of rows so the full logits never exist in forward_backward.
  * The model, LoRA adapters and gradient blocks stay the caller's.
  * Errors: 0 or FT_E_* with err set (bad batch contents, memory). */
@@ -23,6 +23,9 @@
 #include "model.h"
 #include "ops.h"
 
+/* A batch may be smaller than the decoder it runs on (B and T up to the
+ * decoder's): the last micro-batch of an epoch, rows cut to their longest
+ * document end. */
 struct ft_batch {
 	int B, T;
 	const int32_t *tokens;       /* [B][T] */
@@ -32,6 +35,11 @@ struct ft_batch {
 	const int32_t *doc_offsets;  /* [B+1] */
 	const int32_t *doc_starts;
 };
+
+/* Trained labels in b (what forward reports as trained), without running it:
+ * the divisor of an optimizer step's loss is known before its first
+ * micro-batch. */
+long ft_batch_trained(const struct ft_batch *b);
 
 struct ft_decoder_acts;
 
@@ -53,11 +61,14 @@ void ft_decoder_release(struct ft_decoder *d);
 int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *logits,
 		       double *loss_sum, long *trained, struct ft_err *err);
 
-/* Forward and backward: adds grad_scale * d(loss sum) to grads (a block in
- * the model's layout; NULL freezes the base model) and to lora_grads (the
- * adapters' layout; NULL when there are no adapters or they are frozen). */
+/* Forward and backward: adds grad_scale * d(loss sum) to the gradients
+ * grads points at (ft_model_point on a gradient block) and lora_grads
+ * (ft_lora_point). A NULL pointer in either, or a NULL struct, freezes
+ * that weight: its gradient is not computed, and the backward pass stops
+ * at the lowest layer that still has something to train. */
 int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
-				float grad_scale, float *grads, float *lora_grads,
-				double *loss_sum, long *trained, struct ft_err *err);
+				float grad_scale, const struct ft_weights *grads,
+				const struct ft_lora_weights *lora_grads, double *loss_sum,
+				long *trained, struct ft_err *err);
 
 #endif

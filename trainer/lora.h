@@ -54,4 +54,17 @@ void ft_lora_init_random(struct ft_lora *lo, uint64_t seed);
 int ft_lora_point(const struct ft_lora *lo, float *block, struct ft_lora_weights *w);
 void ft_lora_weights_release(struct ft_lora_weights *w);
 
+/* Hugging Face PEFT files. ft_lora_save writes DIR/adapter_model.safetensors
+ * (fp32) and DIR/adapter_config.json (base_model recorded as given), each
+ * atomically; DIR must exist. ft_lora_load reads them back for the model
+ * config mc; settings it cannot reproduce (DoRA, bias training, per-layer
+ * patterns, modules_to_save) are errors. */
+int ft_lora_config_json(const struct ft_lora *lo, const char *base_model, struct ft_buf *out);
+int ft_lora_save(const struct ft_lora *lo, const char *dir, const char *base_model,
+		 struct ft_err *err);
+int ft_lora_load(struct ft_lora *lo, const struct ft_model_config *mc, const char *dir,
+		 struct ft_err *err);
+/* W += scaling * B A for every adapted projection of m. */
+void ft_lora_merge(const struct ft_lora *lo, struct ft_model *m);
+
 #endif

@@ -562,19 +562,58 @@ void ft_model_init_random(struct ft_model *m, uint64_t seed)
 	}
 }
 
-int ft_model_save_weights(const struct ft_model *m, const char *path, enum ft_dtype dtype,
-			  struct ft_err *err)
+int ft_params_add(struct ft_st_writer *w, const struct ft_param *p, size_t n,
+		  const float *block, const char *prefix, enum ft_dtype dtype, struct ft_err *err)
+{
+	char name[256];
+	for (size_t i = 0; i < n; i++) {
+		if (snprintf(name, sizeof name, "%s%s", prefix, p[i].name) >= (int)sizeof name)
+			return ft_err_set(err, FT_E_INVAL, "tensor name too long");
+		int rc = ft_st_writer_add(w, name, dtype, p[i].shape, p[i].ndim,
+					  block + p[i].offset, err);
+		if (rc)
+			return rc;
+	}
+	return FT_OK;
+}
+
+int ft_params_read(const struct ft_st_file *f, const struct ft_param *p, size_t n, float *block,
+		   const char *prefix, struct ft_err *err)
+{
+	char name[256];
+	for (size_t i = 0; i < n; i++) {
+		if (snprintf(name, sizeof name, "%s%s", prefix, p[i].name) >= (int)sizeof name)
+			return ft_err_set(err, FT_E_INVAL, "tensor name too long");
+		const struct ft_st_tensor *t = ft_st_find(f, name);
+		if (!t)
+			return ft_err_set(err, FT_E_DATA, "'%s': missing tensor '%s'", f->path, name);
+		if (t->ndim != p[i].ndim || t->shape[0] != p[i].shape[0] ||
+		    (p[i].ndim == 2 && t->shape[1] != p[i].shape[1]))
+			return ft_err_set(err, FT_E_DATA, "'%s': tensor '%s' has the wrong shape",
+					  f->path, name);
+		int rc = ft_st_to_f32(t, block + p[i].offset, p[i].numel, err);
+		if (rc)
+			return rc;
+	}
+	return FT_OK;
+}
+
+int ft_params_save(const char *path, const struct ft_param *p, size_t n, const float *block,
+		   enum ft_dtype dtype, struct ft_err *err)
 {
 	struct ft_st_writer w;
 	ft_st_writer_init(&w);
 	int rc = ft_st_writer_meta(&w, "format", "pt", err);
-	for (size_t i = 0; !rc && i < m->nparams; i++) {
-		const struct ft_param *p = &m->params[i];
-		rc = ft_st_writer_add(&w, p->name, dtype, p->shape, p->ndim, m->weights + p->offset,
-				      err);
-	}
+	if (!rc)
+		rc = ft_params_add(&w, p, n, block, "", dtype, err);
 	if (!rc)
 		rc = ft_st_writer_commit(&w, path, err);
 	ft_st_writer_release(&w);
 	return rc;
+}
+
+int ft_model_save_weights(const struct ft_model *m, const char *path, enum ft_dtype dtype,
+			  struct ft_err *err)
+{
+	return ft_params_save(path, m->params, m->nparams, m->weights, dtype, err);
 }

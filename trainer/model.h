@@ -112,7 +112,19 @@ int ft_model_load(struct ft_model *m, const char *dir, struct ft_err *err);
 /* HF-style random init: matrices and embeddings normal(0, initializer_range),
  * biases 0, norms 1; seeded, reproducible. */
 void ft_model_init_random(struct ft_model *m, uint64_t seed);
-/* Write the weights as DIR/model.safetensors in dtype (F32, BF16, F16). */
+/* Add n parameters of a block (in the layout of table p, such as
+ * model.params) to a safetensors writer, each named prefix + its name. */
+int ft_params_add(struct ft_st_writer *w, const struct ft_param *p, size_t n,
+		  const float *block, const char *prefix, enum ft_dtype dtype, struct ft_err *err);
+/* Read them back from f into block: every one must be there with its shape
+ * (any stored dtype, converted to fp32). */
+int ft_params_read(const struct ft_st_file *f, const struct ft_param *p, size_t n, float *block,
+		   const char *prefix, struct ft_err *err);
+/* Write a block's parameters to path as a safetensors file with metadata
+ * format "pt" (as transformers and PEFT write), atomically. */
+int ft_params_save(const char *path, const struct ft_param *p, size_t n, const float *block,
+		   enum ft_dtype dtype, struct ft_err *err);
+/* Write the weights to path (model.safetensors) in dtype (F32, BF16, F16). */
 int ft_model_save_weights(const struct ft_model *m, const char *path, enum ft_dtype dtype,
 			  struct ft_err *err);
 

@@ -23,6 +23,8 @@ For each tiny configuration (CASES) it writes OUTDIR/<case>/:
                              adapter name); B is set to random values instead
                              of PEFT's zeros, so that A's gradient is not zero
     lora_grad.<name>         their gradients (base model frozen)
+  peft/         the same adapters as PEFT's save_pretrained writes them
+                (adapter_config.json, adapter_model.safetensors)
     adamw.<name>             every weight after three AdamW steps on the batch
                              (full fine-tuning; no decay on norms and biases)
 
@@ -200,6 +202,9 @@ def run_case(name, case, outdir, seed):
                 out["lora_grad." + key] = p.grad.detach().clone()
         info["lora"] = dict(rank=lc["r"], alpha=lc["alpha"], rslora=lc["rslora"],
                             targets=",".join(lc["targets"]), loss_sum=lsum.item())
+        # the adapter as PEFT saves it, for the trainer's PEFT reader and writer
+        peft.save_pretrained(os.path.join(d, "peft"))
+        os.remove(os.path.join(d, "peft", "README.md"))   # a model card template
 
     # three AdamW steps of full fine-tuning on the same batch
     if case["adamw"]:

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "decoder.h"
 #include "json.h"
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
+#include "optim.h"
 #include "safetensors.h"
 #include "testhelp.h"
 
@@ -72,6 +74,92 @@ static double jnum(const cJSON *o, const char *path)
 {
 	const cJSON *n = ft_json_path(o, path);
 	return n ? n->valuedouble : NAN;
+}
+
+/* The adapter PEFT saved (DIR/peft): ft_lora_load reads it into the
+ * weights the fixture used; ft_lora_save writes the same tensor names,
+ * shapes and settings back; merging gives the adapted model's logits. */
+static void check_peft(const char *dir, const struct ft_model *m, const struct ft_lora *lo,
+		       const struct ft_batch *batch)
+{
+	struct ft_err err = { 0 };
+	char peft[1100], out[1024], path[1200];
+	snprintf(peft, sizeof peft, "%s/peft", dir);
+	struct ft_lora got;
+	test_cond("PEFT adapter loads", ft_lora_load(&got, &m->cfg, peft, &err) == 0);
+	if (err.code) {
+		fprintf(stderr, "  %s\n", err.msg);
+		return;
+	}
+	test_cond("PEFT adapter: rank, targets, scaling as the fixture",
+		  got.cfg.rank == lo->cfg.rank && got.cfg.targets == lo->cfg.targets &&
+			  got.scaling == lo->scaling && got.nfloats == lo->nfloats);
+	test_cond("PEFT adapter: weights as the fixture",
+		  memcmp(got.weights, lo->weights, lo->nfloats * sizeof(float)) == 0);
+
+	snprintf(out, sizeof out, "%s/ft-peft-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	test_cond("temp dir", mkdtemp(out) != NULL);
+	test_cond("ft_lora_save", ft_lora_save(&got, out, "base", &err) == 0);
+	struct ft_st_file a, b;
+	snprintf(path, sizeof path, "%s/adapter_model.safetensors", peft);
+	test_cond("open PEFT's tensors", ft_st_open(&a, path, &err) == 0);
+	snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
+	test_cond("open ours", ft_st_open(&b, path, &err) == 0);
+	bool same = a.ntensors == b.ntensors;
+	for (size_t i = 0; same && i < a.ntensors; i++) {   /* both sorted by name */
+		const struct ft_st_tensor *x = &a.tensors[i], *y = &b.tensors[i];
+		same = strcmp(x->name, y->name) == 0 && x->dtype == y->dtype &&
+		       x->ndim == y->ndim && x->shape[0] == y->shape[0] &&
+		       x->shape[1] == y->shape[1] &&
+		       memcmp(x->data, y->data, x->numel * sizeof(float)) == 0;
+	}
+	test_cond("ft_lora_save: PEFT's tensor names, shapes, dtypes and values", same);
+	test_cond("ft_lora_save: format metadata as PEFT's",
+		  ft_st_meta(&b, "format") && ft_st_meta(&a, "format") &&
+			  strcmp(ft_st_meta(&a, "format"), ft_st_meta(&b, "format")) == 0);
+	ft_st_close(&a);
+	ft_st_close(&b);
+	struct ft_lora again;
+	test_cond("our adapter loads back", ft_lora_load(&again, &m->cfg, out, &err) == 0);
+	test_cond("and is the same", again.nfloats == got.nfloats && again.scaling == got.scaling &&
+					     memcmp(again.weights, got.weights,
+						    got.nfloats * sizeof(float)) == 0);
+	ft_lora_release(&again);
+	snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
+	remove(path);
+	snprintf(path, sizeof path, "%s/adapter_config.json", out);
+	remove(path);
+	rmdir(out);
+
+	/* merged weights compute what base + adapters compute */
+	int V = m->cfg.vocab_size;
+	size_t nl = (size_t)batch->B * batch->T * V;
+	float *l1 = malloc(nl * sizeof *l1), *l2 = malloc(nl * sizeof *l2);
+	struct ft_decoder d1, d2;
+	ft_decoder_init(&d1, &ft_ops_cpu, m, &got, batch->B, batch->T, &err);
+	ft_decoder_forward(&d1, batch, l1, NULL, NULL, &err);
+	struct ft_model merged;
+	ft_model_init(&merged, &m->cfg, &err);
+	memcpy(merged.weights, m->weights, m->nfloats * sizeof(float));
+	ft_lora_merge(&got, &merged);
+	ft_decoder_init(&d2, &ft_ops_cpu, &merged, NULL, batch->B, batch->T, &err);
+	ft_decoder_forward(&d2, batch, l2, NULL, NULL, &err);
+	/* largest difference relative to the largest logit (fp32 rounding) */
+	double worst = 0, top = 0;
+	for (size_t i = 0; i < nl; i++) {
+		worst = fmax(worst, fabs(l1[i] - l2[i]));
+		top = fmax(top, fabs(l1[i]));
+	}
+	char descr[128];
+	snprintf(descr, sizeof descr, "merged model's logits = adapted model's (worst %.2g of %.2g)",
+		 worst, top);
+	test_cond(descr, worst <= 1e-5 * top);
+	ft_decoder_release(&d1);
+	ft_decoder_release(&d2);
+	ft_model_release(&merged);
+	free(l1);
+	free(l2);
+	ft_lora_release(&got);
 }
 
 static void run_case(const char *name)
@@ -135,9 +223,12 @@ static void run_case(const char *name)
 
 	/* gradients of every weight */
 	float *grads = calloc(m.nfloats, sizeof *grads);
+	struct ft_weights gw;
+	test_cond("point grads", ft_model_point(&m, grads, &gw) == 0);
+	test_cond("batch trained count", ft_batch_trained(&batch) == trained);
 	double loss2 = 0;
 	test_cond("forward_backward", ft_decoder_forward_backward(&d, &batch, 1.0f / (float)trained,
-								  grads, NULL, &loss2, &trained,
+								  &gw, NULL, &loss2, &trained,
 								  &err) == 0);
 	test_cond("forward_backward loss == forward loss", loss2 == loss);
 	for (size_t i = 0; i < m.nparams; i++) {
@@ -169,9 +260,11 @@ static void run_case(const char *name)
 		struct ft_decoder dl;
 		test_cond("lora decoder", ft_decoder_init(&dl, &ft_ops_cpu, &m, &lo, B, T, &err) == 0);
 		float *lg = calloc(lo.nfloats, sizeof *lg);
+		struct ft_lora_weights lgw;
+		test_cond("point lora grads", ft_lora_point(&lo, lg, &lgw) == 0);
 		double lloss = 0;
 		test_cond("lora forward_backward",
-			  ft_decoder_forward_backward(&dl, &batch, 1.0f / (float)trained, NULL, lg,
+			  ft_decoder_forward_backward(&dl, &batch, 1.0f / (float)trained, NULL, &lgw,
 						      &lloss, NULL, &err) == 0);
 		double lwant = jnum(lj, "loss_sum");
 		test_cond("lora loss as PEFT", fabs(lloss - lwant) <= TOL * fabs(lwant));
@@ -181,7 +274,11 @@ static void run_case(const char *name)
 			compare(name, &exp, key, lg + lo.params[i].offset, lo.params[i].numel, TOL);
 		}
 		free(lg);
+		ft_lora_weights_release(&lgw);
 		ft_decoder_release(&dl);
+		char dir[1024];
+		snprintf(dir, sizeof dir, "%s/hf/%s", datadir(), name);
+		check_peft(dir, &m, &lo, &batch);
 		ft_lora_release(&lo);
 	}
 
@@ -192,22 +289,25 @@ static void run_case(const char *name)
 		float b2 = (float)jnum(aj, "beta2"), eps = (float)jnum(aj, "eps");
 		float wd = (float)jnum(aj, "weight_decay");
 		int steps = (int)jnum(aj, "steps");
+		/* the trainer's own step: every weight trainable, decay per parameter,
+		 * no clipping (the fixture does not clip) */
 		float *mom = calloc(m.nfloats, sizeof *mom), *var = calloc(m.nfloats, sizeof *var);
+		struct ft_trainable tr = { 0 };
+		for (size_t i = 0; i < m.nparams; i++)
+			ft_trainable_add(&tr, &m.params[i], m.weights, grads, mom, var);
+		struct ft_adamw aw = { b1, b2, eps, wd, 0.0 };
 		for (int s = 1; s <= steps; s++) {
-			memset(grads, 0, m.nfloats * sizeof *grads);
+			ft_trainable_zero_grad(&tr);
 			double ls = 0;
-			ft_decoder_forward_backward(&d, &batch, 1.0f / (float)trained, grads, NULL, &ls,
+			ft_decoder_forward_backward(&d, &batch, 1.0f / (float)trained, &gw, NULL, &ls,
 						    NULL, &err);
 			double lw = jnum(aj, s == 1 ? "loss_sums.0" : s == 2 ? "loss_sums.1" :
 							"loss_sums.2");
 			test_cond("adamw step loss as torch", fabs(ls - lw) <= TOL * fabs(lw));
-			for (size_t i = 0; i < m.nparams; i++) {
-				const struct ft_param *p = &m.params[i];
-				ft_ops_cpu.adamw(m.weights + p->offset, grads + p->offset,
-						 mom + p->offset, var + p->offset, p->numel, lr, b1, b2,
-						 eps, p->decay ? wd : 0.0f, s);
-			}
+			test_cond("finite gradients", ft_trainable_nonfinite(&tr, false) == NULL);
+			ft_adamw_step(&ft_ops_cpu, &tr, &aw, lr, s, ft_trainable_grad_norm(&tr));
 		}
+		ft_trainable_release(&tr);
 		for (size_t i = 0; i < m.nparams; i++) {
 			char key[128];
 			snprintf(key, sizeof key, "adamw.%s", m.params[i].name);
@@ -219,6 +319,7 @@ static void run_case(const char *name)
 	}
 
 	free(grads);
+	ft_weights_release(&gw);
 	free(logits);
 	ft_decoder_release(&d);
 	ft_st_close(&exp);

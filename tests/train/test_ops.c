@@ -375,13 +375,32 @@ static struct ft_decoder dd;
 static struct ft_batch dbatch;
 static float *dgrads, *dlgrads;
 
+/* forward_backward with gradient blocks (NULL: frozen) */
+static int fwd_bwd(struct ft_decoder *d, const struct ft_batch *b, float scale, float *g,
+		   float *lg, double *loss, long *n, struct ft_err *err)
+{
+	struct ft_weights gw;
+	struct ft_lora_weights lw;
+	if (g)
+		ft_model_point(d->model, g, &gw);
+	if (lg)
+		ft_lora_point(d->lora, lg, &lw);
+	int rc = ft_decoder_forward_backward(d, b, scale, g ? &gw : NULL, lg ? &lw : NULL, loss,
+					     n, err);
+	if (g)
+		ft_weights_release(&gw);
+	if (lg)
+		ft_lora_weights_release(&lw);
+	return rc;
+}
+
 /* loss sum with the dropout masks of step 1 */
 static double decoder_loss(void)
 {
 	double loss = 0;
 	dd.dropout_step = 0;
 	float *g = zeros(dlo.nfloats);
-	ft_decoder_forward_backward(&dd, &dbatch, 1.0f, NULL, g, &loss, NULL, NULL);
+	fwd_bwd(&dd, &dbatch, 1.0f, NULL, g, &loss, NULL, NULL);
 	free(g);
 	return loss;
 }
@@ -435,10 +454,10 @@ static void test_decoder(void)
 	long n1;
 	omp_set_num_threads(1);
 	dd.dropout_step = 0;
-	ft_decoder_forward_backward(&dd, &dbatch, 0.1f, g1, l1, &s1, &n1, &err);
+	fwd_bwd(&dd, &dbatch, 0.1f, g1, l1, &s1, &n1, &err);
 	omp_set_num_threads(3);
 	dd.dropout_step = 0;
-	ft_decoder_forward_backward(&dd, &dbatch, 0.1f, g2, l2, &s2, NULL, &err);
+	fwd_bwd(&dd, &dbatch, 0.1f, g2, l2, &s2, NULL, &err);
 	test_cond("same loss with 1 and 3 threads", s1 == s2);
 	test_cond("same gradients with 1 and 3 threads",
 		  memcmp(g1, g2, dm.nfloats * 4) == 0 && memcmp(l1, l2, dlo.nfloats * 4) == 0);
@@ -448,13 +467,14 @@ static void test_decoder(void)
 		for (int t = 0; t + 1 < T; t++)
 			want += mask[r * T + t + 1] && !(r == 0 && t == 2);
 	test_cond("trained label count", n1 == want);
+	test_cond("ft_batch_trained agrees", ft_batch_trained(&dbatch) == want);
 	free(g1); free(g2); free(l1); free(l2);
 
 	/* LoRA gradients (dropout 0.3) against finite differences, on a sample
 	 * of A and B elements across modules */
 	dlgrads = zeros(dlo.nfloats);
 	dd.dropout_step = 0;
-	ft_decoder_forward_backward(&dd, &dbatch, 1.0f, NULL, dlgrads, NULL, NULL, &err);
+	fwd_bwd(&dd, &dbatch, 1.0f, NULL, dlgrads, NULL, NULL, &err);
 	enum { SAMPLE = 48 };
 	float analytic[SAMPLE];
 	double fd[SAMPLE];
@@ -480,7 +500,7 @@ static void test_decoder(void)
 	/* base model gradients, no adapters, a sample of every weight */
 	test_cond("decoder init (no lora)", ft_decoder_init(&dd, ops, &dm, NULL, B, T, &err) == 0);
 	dgrads = zeros(dm.nfloats);
-	ft_decoder_forward_backward(&dd, &dbatch, 1.0f, dgrads, NULL, NULL, NULL, &err);
+	fwd_bwd(&dd, &dbatch, 1.0f, dgrads, NULL, NULL, NULL, &err);
 	float an2[SAMPLE];
 	double fd2[SAMPLE];
 	for (int s = 0; s < SAMPLE; s++) {
