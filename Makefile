@@ -74,18 +74,19 @@ $(TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIBFT)
 # OpenBLAS.
 TRAIN_SRC   := $(wildcard trainer/*.c) $(wildcard kernels/cpu/*.c)
 TRAIN_OBJ   := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
+TRAIN_TOOL  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/train/*.c))
 TRAIN_BIN   := $(BIN)/ft-train
 TRAIN_TSRC  := $(wildcard tests/train/test_*.c)
 TRAIN_TESTS := $(TRAIN_TSRC:tests/train/%.c=$(BUILD)/tests/%)
 TRAIN_LIBS  := -lopenblas -fopenmp
 
-$(TRAIN_OBJ) $(BUILD)/tools/train/ft-train.o $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
+$(TRAIN_OBJ) $(TRAIN_TOOL) $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
 	FT_CPPFLAGS += -Ikernels -Itrainer
 $(TRAIN_TSRC:%.c=$(BUILD)/%.o): FT_CPPFLAGS += -Itests/unit
-$(TRAIN_OBJ) $(BUILD)/tools/train/ft-train.o $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
+$(TRAIN_OBJ) $(TRAIN_TOOL) $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
 	FT_CFLAGS += -fopenmp
 
-$(TRAIN_BIN): $(BUILD)/tools/train/ft-train.o $(TRAIN_OBJ) $(LIBFT)
+$(TRAIN_BIN): $(TRAIN_TOOL) $(TRAIN_OBJ) $(LIBFT)
 	@mkdir -p $(BIN)
 	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(LDLIBS)
 
@@ -118,9 +119,10 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ft/templates \
-		$(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+		$(DESTDIR)$(PREFIX)/share/ft/recipes $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(TOOL_BINS) $(TRAIN_BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 templates/*.jinja $(DESTDIR)$(PREFIX)/share/ft/templates/
+	install -m 644 recipes/*.toml $(DESTDIR)$(PREFIX)/share/ft/recipes/
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:

@@ -1,8 +1,8 @@
 /* ft-train: the trainer's command line. Subcommands:
  *   init   write a randomly initialised Hugging Face model directory
- *          (config.json + model.safetensors) from a config.json or a preset.
- * Training itself (`ft-train train`) comes next; each subcommand is one
- * function taking its own argv. */
+ *          (config.json + model.safetensors) from a config.json or a preset;
+ *   train  run a recipe (tools/train/train.c).
+ * Each subcommand is one function taking its own argv. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -16,6 +16,8 @@
 #include "cli.h"
 #include "model.h"
 #include "out.h"
+#include "recipe.h"
+#include "train.h"
 
 static const char usage_text[] =
 "Usage: ft-train COMMAND [OPTION]...\n"
@@ -23,6 +25,7 @@ static const char usage_text[] =
 "\n"
 "Commands:\n"
 "  init      write a randomly initialised model directory\n"
+"  train     fine-tune a model on shards (full or LoRA)\n"
 "\n"
 "Run 'ft-train COMMAND --help' for a command's options.\n"
 "  -h, --help     show this help and exit\n"
@@ -160,6 +163,133 @@ static int cmd_init(int argc, char **argv)
 	return FT_EXIT_OK;
 }
 
+static void train_usage(void)
+{
+	fputs("Usage: ft-train train [-r RECIPE] [--KEY=VALUE]... [--resume[=DIR]]\n"
+	      "Fine-tune a Hugging Face Llama-family model on shards from ft-tokenize.\n"
+	      "Every recipe key is also an option; options override the recipe file.\n"
+	      "\n"
+	      "  -r, --recipe=FILE     a recipe (key = value lines; see recipes/)\n"
+	      "  -m, --model=DIR       same as --model (the base model)\n"
+	      "  -o, --output=DIR      same as --output (the run directory)\n"
+	      "      --resume[=DIR]    continue from DIR, or from the newest checkpoint\n"
+	      "                        in OUTPUT/checkpoints\n"
+	      "      --dry-run         print the resolved recipe and exit\n"
+	      "  -h, --help            show this help and exit\n"
+	      "\nKeys (default):\n", stdout);
+	struct ft_recipe r;
+	ft_recipe_init(&r);
+	for (size_t i = 0; i < ft_recipe_nkeys; i++) {
+		const struct ft_recipe_key *k = &ft_recipe_keys[i];
+		struct ft_buf v;
+		ft_buf_init(&v, 1 << 16);
+		if (k->def)
+			ft_recipe_format(&r, k, &v);
+		printf("  %-18s %s%s%s%s\n", k->name, k->help, k->def ? " (" : " (required)",
+		       k->def ? (v.data ? v.data : "") : "", k->def ? ")" : "");
+		ft_buf_release(&v);
+	}
+	ft_recipe_release(&r);
+	ft_close_stdout();
+}
+
+/* Options are read in two passes: the recipe file first, then every
+ * --KEY=VALUE over it, whatever their order on the line. */
+static int cmd_train(int argc, char **argv)
+{
+	static struct ft_recipe r;   /* static: still reachable when a usage error exits */
+	struct ft_err err = { 0 };
+	ft_recipe_init(&r);
+	const char *resume = NULL, *recipe = NULL;
+	bool dry_run = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			ft_recipe_release(&r);
+			train_usage();
+			return FT_EXIT_OK;
+		}
+		if (strcmp(a, "-r") == 0 || strcmp(a, "--recipe") == 0) {
+			if (++i == argc)
+				ft_usage_error("train: %s needs a file", a);
+			recipe = argv[i];
+		} else if (strncmp(a, "--recipe=", 9) == 0) {
+			recipe = a + 9;
+		}
+	}
+	if (recipe && ft_recipe_load(&r, recipe, &err)) {
+		ft_report(&err, NULL);
+		ft_recipe_release(&r);
+		return FT_EXIT_DATA;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-r") == 0 || strcmp(a, "--recipe") == 0) {
+			i++;
+			continue;
+		}
+		if (strncmp(a, "--recipe=", 9) == 0)
+			continue;
+		if (strcmp(a, "--resume") == 0) {
+			resume = "";
+			continue;
+		}
+		if (strcmp(a, "--dry-run") == 0) {
+			dry_run = true;
+			continue;
+		}
+		if (strncmp(a, "--resume=", 9) == 0) {
+			resume = a + 9;
+			continue;
+		}
+		const char *name, *value = NULL;
+		size_t len;
+		if (strcmp(a, "-m") == 0 || strcmp(a, "-o") == 0) {
+			name = a[1] == 'm' ? "model" : "output";
+			len = strlen(name);
+		} else if (strncmp(a, "--", 2) == 0 && a[2]) {
+			name = a + 2;
+			const char *eq = strchr(name, '=');
+			len = eq ? (size_t)(eq - name) : strlen(name);
+			if (eq)
+				value = eq + 1;
+		} else {
+			ft_usage_error("train: unexpected argument '%s'", a);
+		}
+		const struct ft_recipe_key *k = ft_recipe_key(name, len);
+		if (!k)
+			ft_usage_error("train: unknown option '%s'", a);
+		if (!value) {
+			/* a bare boolean is true; everything else takes the next word */
+			if (k->type == FT_RK_BOOL && (i + 1 == argc || (strcmp(argv[i + 1], "true") &&
+								       strcmp(argv[i + 1], "false"))))
+				value = "true";
+			else if (++i == argc)
+				ft_usage_error("train: %s needs a value", a);
+			else
+				value = argv[i];
+		}
+		if (ft_recipe_set(&r, k, value, &err))
+			ft_usage_error("train: %s", err.msg);
+	}
+	if (dry_run) {
+		struct ft_buf text;
+		ft_buf_init(&text, 1 << 20);
+		if (ft_recipe_check(&r, &err))
+			ft_usage_error("%s", err.msg);
+		if (ft_recipe_write(&r, &text))
+			ft_die(FT_EXIT_DATA, "out of memory");
+		fputs(text.data, stdout);
+		ft_buf_release(&text);
+		ft_recipe_release(&r);
+		ft_close_stdout();
+		return FT_EXIT_OK;
+	}
+	int rc = ft_train_run(&r, resume);
+	ft_recipe_release(&r);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	ft_cli_init("ft-train");
@@ -178,5 +308,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(argc - 1, argv + 1);
+	if (strcmp(cmd, "train") == 0)
+		return cmd_train(argc - 1, argv + 1);
 	ft_usage_error("unknown command '%s'", cmd);
 }

@@ -1,0 +1,966 @@
+/* train.c: `ft-train train`, the training run: a recipe and its overrides
+ * resolved, the model (and adapters) loaded, rows streamed from shards in
+ * optimizer steps of micro_batch x grad_accum rows, the loss of each step
+ * averaged over all its trained tokens, AdamW with clipping and a
+ * schedule, evaluation, atomic checkpoints with exact resume, metrics,
+ * a loss plot and the exports (PEFT adapter, merged or full model).
+ *
+ * Run directory (OUT):
+ *   recipe.toml        the resolved recipe (every key)
+ *   metrics.jsonl      one line per step, one per evaluation
+ *   loss.svg           the loss curve, at the end
+ *   checkpoints/step-NNNNNNNN/   trainer_state.json, optimizer.safetensors,
+ *                      and adapter_* (lora) or config.json + model.safetensors
+ *   adapter/           lora: the PEFT adapter
+ *   merged/            lora with merge = true: base + adapters, HF format
+ *   model/             full: the trained model, HF format */
+#include "train.h"
+
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "data.h"
+#include "decoder.h"
+#include "dirs.h"
+#include "json.h"
+#include "lora.h"
+#include "model.h"
+#include "optim.h"
+#include "out.h"
+#include "plot.h"
+#include "recipe.h"
+#include "sha256.h"
+
+#define STATE_FORMAT "ft-train-checkpoint"
+
+/* files of a model directory that travel with exported weights */
+static const char *const tokenizer_files[] = {
+	"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+	"special_tokens_map.json", "generation_config.json", "chat_template.jinja",
+};
+
+struct curve {
+	double *x, *y;
+	size_t n, cap;
+};
+
+struct run {
+	const struct ft_recipe *r;
+	struct ft_model model;
+	struct ft_lora lora;
+	bool use_lora;
+	float *grads, *mom, *var;     /* in the trainable layout (model or lora) */
+	struct ft_weights gw;         /* into grads, NULL where frozen (full) */
+	struct ft_lora_weights lgw;
+	struct ft_trainable tr;
+	struct ft_data train, val;
+	bool has_val;
+	struct ft_decoder dec;
+	struct ft_schedule sched;
+	struct ft_adamw adamw;
+	long rows_per_step, steps_per_epoch, total_steps;
+	long step;                    /* steps done */
+	double best_val;
+	long best_step;
+	unsigned long long tokens_seen;
+	double elapsed;               /* seconds of training before this process */
+	char *config_text;            /* the model's config.json, copied to exports */
+	size_t config_len;
+	FILE *metrics;                /* appended to, flushed per line */
+	unsigned long long tokens_run;   /* tokens computed by this process */
+	struct curve train_curve, val_curve;
+	char ckdir[4096];
+};
+
+static volatile sig_atomic_t stop_requested;
+
+/* The first Ctrl-C stops after the current step with a checkpoint; a
+ * second one kills at once. */
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+	signal(sig, SIG_DFL);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void curve_add(struct curve *c, double x, double y)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		double *nx = realloc(c->x, cap * sizeof *nx);
+		if (nx)
+			c->x = nx;
+		double *ny = nx ? realloc(c->y, cap * sizeof *ny) : NULL;
+		if (!nx || !ny)
+			ft_die(FT_EXIT_DATA, "out of memory");
+		c->y = ny;
+		c->cap = cap;
+	}
+	c->x[c->n] = x;
+	c->y[c->n++] = y;
+}
+
+static void die_err(const struct ft_err *err)
+{
+	ft_report(err, NULL);
+	ft_out_abort_all();
+	exit(FT_EXIT_DATA);
+}
+
+static void path_join(char *out, size_t size, const char *dir, const char *name)
+{
+	if (snprintf(out, size, "%s/%s", dir, name) >= (int)size)
+		ft_die(FT_EXIT_DATA, "path too long: '%s/%s'", dir, name);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	struct ft_err err = { 0 };
+	struct ft_out *o;
+	if (ft_out_open(&o, path, &err))
+		die_err(&err);
+	ft_out_write(o, data, len);
+	if (ft_out_commit(o, &err))
+		die_err(&err);
+}
+
+static void copy_tokenizer_files(const char *from, const char *to)
+{
+	struct ft_buf b;
+	ft_buf_init(&b, (size_t)1 << 31);
+	for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
+		char src[4096], dst[4096];
+		struct stat st;
+		path_join(src, sizeof src, from, tokenizer_files[i]);
+		if (stat(src, &st) != 0)
+			continue;
+		struct ft_err err = { 0 };
+		ft_buf_reset(&b);
+		if (ft_buf_read_file(&b, src, &err))
+			die_err(&err);
+		path_join(dst, sizeof dst, to, tokenizer_files[i]);
+		write_file(dst, b.data ? b.data : "", b.len);
+	}
+	ft_buf_release(&b);
+}
+
+/* ---- what trains ---------------------------------------------------------- */
+
+/* Set to NULL every pointer of w that points at p. */
+static void freeze_ptr(struct ft_weights *w, int layers, const float *p)
+{
+	if (w->embed == p)
+		w->embed = NULL;
+	if (w->norm == p)
+		w->norm = NULL;
+	if (w->lm_head == p)
+		w->lm_head = NULL;
+	for (int l = 0; l < layers; l++) {
+		struct ft_layer_weights *L = &w->layers[l];
+		if (L->input_layernorm == p)
+			L->input_layernorm = NULL;
+		if (L->post_attention_layernorm == p)
+			L->post_attention_layernorm = NULL;
+		for (int m = 0; m < FT_MOD_COUNT; m++) {
+			if (L->w[m] == p)
+				L->w[m] = NULL;
+			if (L->b[m] == p)
+				L->b[m] = NULL;
+		}
+	}
+}
+
+/* Whether full fine-tuning trains parameter name under recipe r. */
+static bool full_trains(const struct ft_recipe *r, const char *name)
+{
+	if (strcmp(name, "model.embed_tokens.weight") == 0)
+		return !r->freeze_embeddings;
+	if (strcmp(name, "lm_head.weight") == 0)
+		return !r->freeze_lm_head;
+	if (strcmp(name, "model.norm.weight") == 0)
+		return r->train_modules & FT_TRAIN_NORMS;
+	int layer, n = 0;
+	if (sscanf(name, "model.layers.%d.%n", &layer, &n) != 1 || n == 0)
+		return true;
+	if (layer < r->freeze_layers)
+		return false;
+	const char *rest = name + n;
+	if (strstr(rest, "layernorm"))
+		return r->train_modules & FT_TRAIN_NORMS;
+	for (int m = 0; m < FT_MOD_COUNT; m++) {
+		size_t len = strlen(ft_module_paths[m]);
+		if (strncmp(rest, ft_module_paths[m], len) == 0 && rest[len] == '.')
+			return r->train_modules & (1u << m);
+	}
+	return true;
+}
+
+static void setup_trainable(struct run *u)
+{
+	const struct ft_recipe *r = u->r;
+	size_t n = u->use_lora ? u->lora.nfloats : u->model.nfloats;
+	u->grads = calloc(n, sizeof(float));
+	u->mom = calloc(n, sizeof(float));
+	u->var = calloc(n, sizeof(float));
+	if (!u->grads || !u->mom || !u->var)
+		ft_die(FT_EXIT_DATA, "out of memory for gradients and optimizer state (%zu floats)",
+		       3 * n);
+	if (u->use_lora) {
+		if (ft_lora_point(&u->lora, u->grads, &u->lgw))
+			ft_die(FT_EXIT_DATA, "out of memory");
+		for (size_t i = 0; i < u->lora.nparams; i++)
+			if (ft_trainable_add(&u->tr, &u->lora.params[i], u->lora.weights, u->grads,
+					     u->mom, u->var))
+				ft_die(FT_EXIT_DATA, "out of memory");
+		return;
+	}
+	if (ft_model_point(&u->model, u->grads, &u->gw))
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (size_t i = 0; i < u->model.nparams; i++) {
+		const struct ft_param *p = &u->model.params[i];
+		if (!full_trains(r, p->name)) {
+			freeze_ptr(&u->gw, u->model.cfg.num_layers, u->grads + p->offset);
+			continue;
+		}
+		if (ft_trainable_add(&u->tr, p, u->model.weights, u->grads, u->mom, u->var))
+			ft_die(FT_EXIT_DATA, "out of memory");
+	}
+	if (u->tr.n == 0)
+		ft_die(FT_EXIT_DATA, "nothing to train: every weight is frozen");
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+/* Step of a checkpoint directory name "step-NNNNNNNN", or -1. */
+static long checkpoint_step(const char *name)
+{
+	char *end;
+	if (strncmp(name, "step-", 5) != 0)
+		return -1;
+	errno = 0;
+	long s = strtol(name + 5, &end, 10);
+	return *end || errno || s < 0 ? -1 : s;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+/* The steps of the checkpoints in dir, sorted; *n of them (caller frees). */
+static long *list_checkpoints(const char *dir, size_t *n)
+{
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	long *steps = NULL;
+	size_t cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		long s = checkpoint_step(e->d_name);
+		if (s < 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			long *p = realloc(steps, cap * sizeof *p);
+			if (!p)
+				ft_die(FT_EXIT_DATA, "out of memory");
+			steps = p;
+		}
+		steps[(*n)++] = s;
+	}
+	closedir(d);
+	if (*n)
+		qsort(steps, *n, sizeof *steps, cmp_long);
+	return steps;
+}
+
+static void checkpoint_name(char *out, size_t size, const char *ckdir, long step)
+{
+	if (snprintf(out, size, "%s/step-%08ld", ckdir, step) >= (int)size)
+		ft_die(FT_EXIT_DATA, "path too long under '%s'", ckdir);
+}
+
+/* A fingerprint of the training rows: their count and every shard header. */
+static void data_fingerprint(const struct ft_data *d, char out[17])
+{
+	uint64_t h = 1469598103934665603ull ^ d->n_rows;
+	for (size_t i = 0; i < d->set.n; i++) {
+		h ^= ft_shard_header_crc(d->set.shards[i]);
+		h *= 1099511628211ull;
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static void save_checkpoint(struct run *u)
+{
+	const struct ft_recipe *r = u->r;
+	struct ft_err err = { 0 };
+	char final[4096], tmp[4096], path[4096];
+	/* the metrics so far reach the disk before the checkpoint that covers them */
+	if (fsync(fileno(u->metrics)) != 0 && errno != EINVAL)
+		ft_die(FT_EXIT_DATA, "cannot sync metrics: %s", strerror(errno));
+	checkpoint_name(final, sizeof final, u->ckdir, u->step);
+	if (ft_dir_tmp(final, tmp, sizeof tmp, &err))
+		die_err(&err);
+	if (u->use_lora) {
+		if (ft_lora_save(&u->lora, tmp, r->model, &err))
+			die_err(&err);
+	} else {
+		path_join(path, sizeof path, tmp, "model.safetensors");
+		if (ft_model_save_weights(&u->model, path, FT_DT_F32, &err))
+			die_err(&err);
+		path_join(path, sizeof path, tmp, "config.json");
+		write_file(path, u->config_text, u->config_len);
+	}
+	/* optimizer moments of the trainable tensors */
+	struct ft_st_writer w;
+	ft_st_writer_init(&w);
+	for (size_t i = 0; i < u->tr.n; i++) {
+		const struct ft_tensor_ref *t = &u->tr.t[i];
+		char name[256];
+		snprintf(name, sizeof name, "exp_avg.%s", t->p->name);
+		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, t->m, &err))
+			die_err(&err);
+		snprintf(name, sizeof name, "exp_avg_sq.%s", t->p->name);
+		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, t->v, &err))
+			die_err(&err);
+	}
+	path_join(path, sizeof path, tmp, "optimizer.safetensors");
+	if (ft_st_writer_commit(&w, path, &err))
+		die_err(&err);
+	ft_st_writer_release(&w);
+
+	struct ft_buf s;
+	ft_buf_init(&s, 1 << 20);
+	char fp[17], num[32];
+	data_fingerprint(&u->train, fp);
+	ft_buf_printf(&s, "{\n  \"format\": \"%s\",\n  \"version\": 1,\n  \"step\": %ld,\n"
+			  "  \"total_steps\": %ld,\n  \"dropout_step\": %llu,\n"
+			  "  \"tokens_seen\": %llu,\n",
+		      STATE_FORMAT, u->step, u->total_steps,
+		      (unsigned long long)u->dec.dropout_step, u->tokens_seen);
+	ft_fmt_jsonfloat(u->elapsed, num);
+	ft_buf_printf(&s, "  \"elapsed_s\": %s,\n", num);
+	if (u->best_step >= 0) {
+		ft_fmt_jsonfloat(u->best_val, num);
+		ft_buf_printf(&s, "  \"best_val_loss\": %s,\n  \"best_step\": %ld,\n", num,
+			      u->best_step);
+	}
+	ft_buf_printf(&s, "  \"method\": \"%s\",\n  \"seed\": %ld,\n  \"rows_per_step\": %ld,\n"
+			  "  \"train_rows\": %llu,\n  \"train_fingerprint\": \"%s\"\n}\n",
+		      u->use_lora ? "lora" : "full", r->seed, u->rows_per_step,
+		      (unsigned long long)u->train.n_rows, fp);
+	path_join(path, sizeof path, tmp, "trainer_state.json");
+	write_file(path, s.data, s.len);
+	ft_buf_release(&s);
+	if (ft_dir_commit(tmp, final, &err))
+		die_err(&err);
+
+	/* keep the last keep_last and the best */
+	size_t n;
+	long *steps = list_checkpoints(u->ckdir, &n);
+	for (size_t i = 0; i + (size_t)r->keep_last < n; i++) {
+		if (steps[i] == u->best_step)
+			continue;
+		checkpoint_name(path, sizeof path, u->ckdir, steps[i]);
+		if (ft_dir_remove(path, &err))
+			die_err(&err);
+	}
+	free(steps);
+}
+
+static const cJSON *state_field(const cJSON *root, const char *key, const char *path)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	if (!v)
+		ft_die(FT_EXIT_DATA, "'%s': no \"%s\"", path, key);
+	return v;
+}
+
+static long state_long(const cJSON *root, const char *key, const char *path)
+{
+	const cJSON *v = state_field(root, key, path);
+	if (!ft_json_is_int(v) || v->valuedouble < 0)
+		ft_die(FT_EXIT_DATA, "'%s': \"%s\" is not a count", path, key);
+	return (long)ft_json_int(v);
+}
+
+/* Read the checkpoint's trainer_state.json and check it fits this run. */
+static cJSON *read_state(const struct run *u, const char *dir)
+{
+	char path[4096];
+	path_join(path, sizeof path, dir, "trainer_state.json");
+	struct ft_buf b;
+	ft_buf_init(&b, 1 << 20);
+	struct ft_err err = { 0 };
+	if (ft_buf_read_file(&b, path, &err))
+		die_err(&err);
+	cJSON *root;
+	if (ft_json_parse(b.data ? b.data : "", b.len, &root, &err))
+		ft_die(FT_EXIT_DATA, "'%s': %s", path, err.msg);
+	ft_buf_release(&b);
+	const cJSON *f = state_field(root, "format", path);
+	if (!cJSON_IsString(f) || strcmp(f->valuestring, STATE_FORMAT) != 0)
+		ft_die(FT_EXIT_DATA, "'%s': not an ft-train checkpoint", path);
+	const cJSON *m = state_field(root, "method", path);
+	const char *method = u->use_lora ? "lora" : "full";
+	if (!cJSON_IsString(m) || strcmp(m->valuestring, method) != 0)
+		ft_die(FT_EXIT_DATA, "'%s': the checkpoint is of another method (this run: %s)", path,
+		       method);
+	char fp[17];
+	data_fingerprint(&u->train, fp);
+	const cJSON *tf = state_field(root, "train_fingerprint", path);
+	if (state_long(root, "rows_per_step", path) != u->rows_per_step ||
+	    state_long(root, "seed", path) != u->r->seed || !cJSON_IsString(tf) ||
+	    strcmp(tf->valuestring, fp) != 0)
+		ft_die(FT_EXIT_DATA, "'%s': the checkpoint was trained on other rows (train data, "
+		       "seed, micro_batch or grad_accum differ)", path);
+	return root;
+}
+
+static void load_optimizer(struct run *u, const char *dir)
+{
+	char path[4096];
+	path_join(path, sizeof path, dir, "optimizer.safetensors");
+	struct ft_err err = { 0 };
+	struct ft_st_file f;
+	if (ft_st_open(&f, path, &err))
+		die_err(&err);
+	for (size_t i = 0; i < u->tr.n; i++) {
+		const struct ft_tensor_ref *t = &u->tr.t[i];
+		for (int k = 0; k < 2; k++) {
+			char name[256];
+			snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", t->p->name);
+			const struct ft_st_tensor *st = ft_st_find(&f, name);
+			if (!st)
+				ft_die(FT_EXIT_DATA, "'%s': missing '%s' (did the trained modules "
+				       "change?)", path, name);
+			if (st->numel != t->p->numel)
+				ft_die(FT_EXIT_DATA, "'%s': '%s' has the wrong shape", path, name);
+			if (ft_st_to_f32(st, k ? t->v : t->m, t->p->numel, &err))
+				die_err(&err);
+		}
+	}
+	if (f.ntensors != 2 * u->tr.n)
+		ft_die(FT_EXIT_DATA, "'%s': %zu tensors, this run trains %zu", path, f.ntensors,
+		       u->tr.n);
+	ft_st_close(&f);
+}
+
+/* Keep the metrics of steps up to the checkpoint's; reload the curves. */
+static void trim_metrics(struct run *u, const char *path)
+{
+	struct ft_buf in, out;
+	ft_buf_init(&in, (size_t)1 << 32);
+	ft_buf_init(&out, (size_t)1 << 32);
+	struct ft_err err = { 0 };
+	if (ft_buf_read_file(&in, path, &err) && err.code != FT_E_IO)
+		die_err(&err);
+	const char *p = in.data, *end = in.data ? in.data + in.len : NULL;
+	while (p && p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			break;   /* a line cut by the interruption */
+		cJSON *j;
+		if (ft_json_parse(p, (size_t)(eol - p), &j, NULL) == 0) {
+			const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+			if (cJSON_IsNumber(s) && s->valuedouble <= u->step) {
+				ft_buf_append(&out, p, (size_t)(eol - p + 1));
+				const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "loss");
+				const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "eval_loss");
+				if (cJSON_IsNumber(l))
+					curve_add(&u->train_curve, s->valuedouble, l->valuedouble);
+				if (cJSON_IsNumber(e))
+					curve_add(&u->val_curve, s->valuedouble, e->valuedouble);
+			}
+			cJSON_Delete(j);
+		}
+		p = eol + 1;
+	}
+	write_file(path, out.data ? out.data : "", out.len);
+	ft_buf_release(&in);
+	ft_buf_release(&out);
+}
+
+/* ---- steps and evaluation ------------------------------------------------- */
+
+static void metrics_line(struct run *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void metrics_line(struct run *u, const char *fmt, ...)
+{
+	struct ft_buf b;
+	ft_buf_init(&b, 1 << 16);
+	va_list ap;
+	va_start(ap, fmt);
+	ft_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	ft_buf_putc(&b, '\n');
+	if (fwrite(b.data, 1, b.len, u->metrics) != b.len || fflush(u->metrics) != 0)
+		ft_die(FT_EXIT_DATA, "cannot write metrics: %s", strerror(errno));
+	ft_buf_release(&b);
+}
+
+static const char *fmt(double v, char buf[32])
+{
+	ft_fmt_jsonfloat(v, buf);
+	return buf;
+}
+
+/* The rows of step s: count and first index into the epoch's order. */
+static const uint64_t *step_rows(struct run *u, long s, long *n)
+{
+	long epoch = s / u->steps_per_epoch, i = s % u->steps_per_epoch;
+	const uint64_t *order = ft_data_order(&u->train, epoch, u->r->shuffle, (uint64_t)u->r->seed);
+	long first = i * u->rows_per_step, left = (long)u->train.n_rows - first;
+	*n = left < u->rows_per_step ? left : u->rows_per_step;
+	return order + first;
+}
+
+static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
+		       long *trained_out, unsigned long long *tokens)
+{
+	const struct ft_recipe *r = u->r;
+	struct ft_err err = { 0 };
+	struct ft_batch b;
+	long n;
+	const uint64_t *rows = step_rows(u, u->step, &n);
+	long trained = 0;
+	for (long i = 0; i < n; i += r->micro_batch) {
+		int m = (int)(n - i < r->micro_batch ? n - i : r->micro_batch);
+		if (ft_data_batch(&u->train, rows + i, m, &b, &err))
+			die_err(&err);
+		trained += ft_batch_trained(&b);
+	}
+	ft_trainable_zero_grad(&u->tr);
+	float scale = 1.0f / (float)(trained > 0 ? trained : 1);
+	double loss_sum = 0.0;
+	long counted = 0;
+	*tokens = 0;
+	for (long i = 0; i < n; i += r->micro_batch) {
+		int m = (int)(n - i < r->micro_batch ? n - i : r->micro_batch);
+		if (ft_data_batch(&u->train, rows + i, m, &b, &err))
+			die_err(&err);
+		double ls;
+		long c;
+		if (ft_decoder_forward_backward(&u->dec, &b, scale, u->use_lora ? NULL : &u->gw,
+						u->use_lora ? &u->lgw : NULL, &ls, &c, &err))
+			ft_die(FT_EXIT_DATA, "step %ld: %s", u->step + 1, err.msg);
+		loss_sum += ls;
+		counted += c;
+		*tokens += (unsigned long long)b.B * (unsigned long long)b.T;
+	}
+	if (counted != trained)
+		ft_die(FT_EXIT_DATA, "step %ld: %ld trained tokens counted, %ld seen (bug)",
+		       u->step + 1, trained, counted);
+	*loss = trained ? loss_sum / (double)trained : 0.0;
+	*trained_out = trained;
+	if (!isfinite(*loss))
+		ft_die(FT_EXIT_DATA, "step %ld: the loss is %s; stopping (last checkpoint kept)",
+		       u->step + 1, isnan(*loss) ? "NaN" : "infinite");
+	const struct ft_tensor_ref *bad = ft_trainable_nonfinite(&u->tr, false);
+	if (bad)
+		ft_die(FT_EXIT_DATA, "step %ld: the gradient of '%s' is not finite; stopping (last "
+		       "checkpoint kept)", u->step + 1, bad->p->name);
+	*gnorm = ft_trainable_grad_norm(&u->tr);
+	*lr = ft_lr_at(&u->sched, u->step);
+	if (trained)
+		ft_adamw_step(u->dec.ops, &u->tr, &u->adamw, *lr, u->step + 1, *gnorm);
+	/* a weight can overflow to infinity in the update itself */
+	if ((bad = ft_trainable_nonfinite(&u->tr, true)))
+		ft_die(FT_EXIT_DATA, "step %ld: '%s' is not finite after the update; stopping "
+		       "(last checkpoint kept)", u->step + 1, bad->p->name);
+}
+
+static void evaluate(struct run *u, double *loss, long *count)
+{
+	const struct ft_recipe *r = u->r;
+	struct ft_err err = { 0 };
+	uint64_t rows = u->val.n_rows;
+	if (r->eval_rows > 0 && (uint64_t)r->eval_rows < rows)
+		rows = (uint64_t)r->eval_rows;
+	const uint64_t *order = ft_data_order(&u->val, 0, false, 0);
+	double sum = 0.0;
+	long total = 0;
+	for (uint64_t i = 0; i < rows; i += (uint64_t)r->micro_batch) {
+		int m = (int)(rows - i < (uint64_t)r->micro_batch ? rows - i : (uint64_t)r->micro_batch);
+		struct ft_batch b;
+		if (ft_data_batch(&u->val, order + i, m, &b, &err))
+			die_err(&err);
+		double ls;
+		long c;
+		if (ft_decoder_forward(&u->dec, &b, NULL, &ls, &c, &err))
+			ft_die(FT_EXIT_DATA, "evaluation: %s", err.msg);
+		sum += ls;
+		total += c;
+	}
+	*loss = total ? sum / (double)total : NAN;
+	*count = total;
+}
+
+/* ---- exports -------------------------------------------------------------- */
+
+static void export_model(struct run *u, const char *name)
+{
+	struct ft_err err = { 0 };
+	char final[4096], tmp[4096], path[4096];
+	path_join(final, sizeof final, u->r->output, name);
+	if (ft_dir_tmp(final, tmp, sizeof tmp, &err))
+		die_err(&err);
+	path_join(path, sizeof path, tmp, "config.json");
+	write_file(path, u->config_text, u->config_len);
+	path_join(path, sizeof path, tmp, "model.safetensors");
+	if (ft_model_save_weights(&u->model, path, u->r->export_dtype, &err))
+		die_err(&err);
+	copy_tokenizer_files(u->r->model, tmp);
+	if (ft_dir_commit(tmp, final, &err))
+		die_err(&err);
+	fprintf(stderr, "ft-train: wrote %s\n", final);
+}
+
+static void export_all(struct run *u)
+{
+	struct ft_err err = { 0 };
+	if (u->use_lora) {
+		char final[4096], tmp[4096];
+		path_join(final, sizeof final, u->r->output, "adapter");
+		if (ft_dir_tmp(final, tmp, sizeof tmp, &err) ||
+		    ft_lora_save(&u->lora, tmp, u->r->model, &err))
+			die_err(&err);
+		copy_tokenizer_files(u->r->model, tmp);
+		if (ft_dir_commit(tmp, final, &err))
+			die_err(&err);
+		fprintf(stderr, "ft-train: wrote %s\n", final);
+		if (u->r->merge) {
+			ft_lora_merge(&u->lora, &u->model);
+			export_model(u, "merged");
+		}
+	} else {
+		export_model(u, "model");
+	}
+}
+
+static void write_plot(struct run *u)
+{
+	struct ft_buf svg;
+	ft_buf_init(&svg, (size_t)1 << 30);
+	char title[512], path[4096];
+	snprintf(title, sizeof title, "ft-train %s: %s", u->use_lora ? "lora" : "full",
+		 u->r->output);
+	struct ft_series tr = { u->train_curve.x, u->train_curve.y, u->train_curve.n };
+	struct ft_series va = { u->val_curve.x, u->val_curve.y, u->val_curve.n };
+	if (ft_plot_loss_svg(&svg, title, &tr, &va))
+		ft_die(FT_EXIT_DATA, "out of memory");
+	path_join(path, sizeof path, u->r->output, "loss.svg");
+	write_file(path, svg.data, svg.len);
+	ft_buf_release(&svg);
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+static void format_duration(double s, char *out, size_t size)
+{
+	long t = (long)(s + 0.5);
+	if (t >= 3600)
+		snprintf(out, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
+	else if (t >= 60)
+		snprintf(out, size, "%ldm%02lds", t / 60, t % 60);
+	else
+		snprintf(out, size, "%lds", t);
+}
+
+static void check_tokenizer(const struct run *u)
+{
+	char path[4096];
+	path_join(path, sizeof path, u->r->model, "tokenizer.model");
+	uint8_t digest[32];
+	struct ft_err err = { 0 };
+	struct ft_buf b;
+	ft_buf_init(&b, (size_t)1 << 30);
+	if (access(path, R_OK) != 0 || ft_buf_read_file(&b, path, &err) != 0) {
+		ft_buf_release(&b);
+		return;
+	}
+	ft_sha256(b.data ? b.data : "", b.len, digest);
+	ft_buf_release(&b);
+	if (memcmp(digest, u->train.set.shards[0]->h.tokenizer, 32) != 0)
+		ft_warn("warning: '%s' is not the tokenizer the shards were made with", path);
+}
+
+/* Find the checkpoint to resume from: DIR as given, or the latest in OUT. */
+static bool resume_dir(const char *resume, const char *ckdir, char *out, size_t size)
+{
+	if (!resume)
+		return false;
+	if (*resume && strcmp(resume, "latest") != 0) {
+		snprintf(out, size, "%s", resume);
+		return true;
+	}
+	size_t n;
+	long *steps = list_checkpoints(ckdir, &n);
+	if (!n) {
+		free(steps);
+		ft_warn("no checkpoint in '%s': starting from the beginning", ckdir);
+		return false;
+	}
+	checkpoint_name(out, size, ckdir, steps[n - 1]);
+	free(steps);
+	return true;
+}
+
+int ft_train_run(const struct ft_recipe *r, const char *resume)
+{
+	struct run run = { .r = r, .best_step = -1, .best_val = INFINITY };
+	struct run *u = &run;
+	struct ft_err err = { 0 };
+	if (ft_recipe_check(r, &err))
+		ft_usage_error("%s", err.msg);
+	if (r->threads)
+		omp_set_num_threads(r->threads);
+	/* OpenBLAS keeps its own pool: the same count, so threads = 1 means one */
+	openblas_set_num_threads(omp_get_max_threads());
+	if (ft_dir_make(r->output, &err))
+		die_err(&err);
+	path_join(u->ckdir, sizeof u->ckdir, r->output, "checkpoints");
+	if (ft_dir_make(u->ckdir, &err))
+		die_err(&err);
+	char ckpt[4096];
+	bool resuming = resume_dir(resume, u->ckdir, ckpt, sizeof ckpt);
+	u->use_lora = r->method == FT_METHOD_LORA;
+
+	/* the model: the base, or for full fine-tuning the checkpoint's weights */
+	struct ft_buf cfg;
+	ft_buf_init(&cfg, 1 << 24);
+	char path[4096];
+	path_join(path, sizeof path, r->model, "config.json");
+	if (ft_buf_read_file(&cfg, path, &err))
+		die_err(&err);
+	u->config_text = ft_buf_detach(&cfg, &u->config_len);
+	if (ft_model_load(&u->model, resuming && !u->use_lora ? ckpt : r->model, &err))
+		die_err(&err);
+	if (u->model.cfg.warning[0])
+		ft_warn("warning: %s", u->model.cfg.warning);
+	if (u->use_lora) {
+		struct ft_lora_config lc = { .rank = r->lora_rank, .alpha = r->lora_alpha,
+					     .rslora = r->use_rslora, .targets = r->lora_targets,
+					     .dropout = r->lora_dropout, .seed = (uint64_t)r->seed };
+		if (ft_lora_init(&u->lora, &u->model.cfg, &lc, &err))
+			die_err(&err);
+		ft_lora_init_random(&u->lora, (uint64_t)r->seed);
+		if (resuming) {
+			struct ft_lora saved;
+			if (ft_lora_load(&saved, &u->model.cfg, ckpt, &err))
+				die_err(&err);
+			if (saved.cfg.rank != lc.rank || saved.cfg.targets != lc.targets ||
+			    saved.scaling != u->lora.scaling)
+				ft_die(FT_EXIT_DATA, "'%s': the checkpoint's adapters differ from this "
+				       "recipe's (rank, targets or scaling)", ckpt);
+			memcpy(u->lora.weights, saved.weights, u->lora.nfloats * sizeof(float));
+			ft_lora_release(&saved);
+		}
+	}
+	setup_trainable(u);
+
+	/* data */
+	if (ft_data_open(&u->train, r->train, r->micro_batch, u->model.cfg.vocab_size, &err))
+		die_err(&err);
+	uint32_t T = u->train.seq_len;
+	u->has_val = r->val && *r->val;
+	if (u->has_val) {
+		if (ft_data_open(&u->val, r->val, r->micro_batch, u->model.cfg.vocab_size, &err))
+			die_err(&err);
+		if (memcmp(u->val.set.shards[0]->h.tokenizer, u->train.set.shards[0]->h.tokenizer,
+			   32) != 0)
+			ft_die(FT_EXIT_DATA, "'%s' and '%s' were made with different tokenizers",
+			       r->train, r->val);
+		if (u->val.seq_len > T)
+			T = u->val.seq_len;
+	}
+	check_tokenizer(u);
+	if (ft_decoder_init(&u->dec, &ft_ops_cpu, &u->model, u->use_lora ? &u->lora : NULL,
+			    r->micro_batch, (int)T, &err))
+		die_err(&err);
+
+	u->rows_per_step = (long)r->micro_batch * r->grad_accum;
+	u->steps_per_epoch = (long)((u->train.n_rows + (uint64_t)u->rows_per_step - 1) /
+				    (uint64_t)u->rows_per_step);
+	u->total_steps = r->max_steps ? r->max_steps : (long)r->epochs * u->steps_per_epoch;
+	u->sched = (struct ft_schedule){
+		.lr = r->lr, .min_lr_ratio = r->min_lr_ratio, .type = r->lr_scheduler,
+		.warmup = r->warmup_steps ? r->warmup_steps
+					  : (long)ceil(r->warmup_ratio * (double)u->total_steps),
+		.total = u->total_steps,
+	};
+	u->adamw = (struct ft_adamw){ r->adam_beta1, r->adam_beta2, r->adam_eps, r->weight_decay,
+				      r->max_grad_norm };
+
+	if (resuming) {
+		cJSON *st = read_state(u, ckpt);
+		u->step = state_long(st, "step", ckpt);
+		u->dec.dropout_step = (uint64_t)state_long(st, "dropout_step", ckpt);
+		u->tokens_seen = (unsigned long long)state_long(st, "tokens_seen", ckpt);
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "elapsed_s");
+		u->elapsed = cJSON_IsNumber(e) ? e->valuedouble : 0.0;
+		const cJSON *bv = cJSON_GetObjectItemCaseSensitive(st, "best_val_loss");
+		if (cJSON_IsNumber(bv)) {
+			u->best_val = bv->valuedouble;
+			u->best_step = state_long(st, "best_step", ckpt);
+		}
+		cJSON_Delete(st);
+		load_optimizer(u, ckpt);
+		if (u->step > u->total_steps)
+			ft_die(FT_EXIT_DATA, "'%s' is at step %ld, past this run's %ld steps", ckpt,
+			       u->step, u->total_steps);
+	}
+
+	/* the resolved recipe, where the run stands, and the metrics file */
+	struct ft_buf text;
+	ft_buf_init(&text, 1 << 20);
+	if (ft_recipe_write(r, &text))
+		ft_die(FT_EXIT_DATA, "out of memory");
+	path_join(path, sizeof path, r->output, "recipe.toml");
+	write_file(path, text.data, text.len);
+	fputs(text.data, stderr);
+	ft_buf_release(&text);
+	size_t total_params = u->model.nfloats + (u->use_lora ? u->lora.nfloats : 0);
+	fprintf(stderr,
+		"ft-train: %s, %d layers, hidden %d, vocab %d; trainable %zu of %zu parameters "
+		"(%.4f%%)\n",
+		u->use_lora ? "lora" : "full", u->model.cfg.num_layers, u->model.cfg.hidden_size,
+		u->model.cfg.vocab_size, u->tr.numel, total_params,
+		100.0 * (double)u->tr.numel / (double)total_params);
+	fprintf(stderr,
+		"ft-train: %llu rows of %u tokens (%llu trained), %ld rows per step, %ld steps "
+		"per epoch, %ld steps, warmup %ld\n",
+		(unsigned long long)u->train.n_rows, u->train.seq_len,
+		(unsigned long long)u->train.set.n_trained, u->rows_per_step, u->steps_per_epoch,
+		u->total_steps, u->sched.warmup);
+	if (resuming)
+		fprintf(stderr, "ft-train: resuming from %s at step %ld\n", ckpt, u->step);
+
+	path_join(path, sizeof path, r->output, "metrics.jsonl");
+	if (resuming)
+		trim_metrics(u, path);
+	else
+		write_file(path, "", 0);
+	/* appended to in place, a line per step: ft_out would replace it */
+	if (!(u->metrics = fopen(path, "a")))
+		ft_die(FT_EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	double t0 = now(), elapsed0 = u->elapsed;
+	long first_step = u->step;
+	int status = FT_EXIT_OK;
+	while (u->step < u->total_steps) {
+		double loss, gnorm, lr;
+		long trained;
+		unsigned long long tokens;
+		train_step(u, &loss, &gnorm, &lr, &trained, &tokens);
+		u->step++;
+		u->tokens_seen += tokens;
+		u->tokens_run += tokens;
+		double t = now() - t0;
+		u->elapsed = elapsed0 + t;
+		double tok_s = t > 0 ? (double)u->tokens_run / t : 0.0;
+		double epoch = (double)u->step / (double)u->steps_per_epoch;
+		char b1[32], b2[32], b3[32], b4[32], b5[32];
+		metrics_line(u, "{\"step\": %ld, \"epoch\": %s, \"loss\": %s, \"lr\": %s, "
+			     "\"grad_norm\": %s, \"trained_tokens\": %ld, \"tokens\": %llu, "
+			     "\"tok_s\": %.1f, \"elapsed_s\": %s}",
+			     u->step, fmt(epoch, b1), fmt(loss, b2), fmt(lr, b3), fmt(gnorm, b4),
+			     trained, tokens, tok_s, fmt(u->elapsed, b5));
+		curve_add(&u->train_curve, (double)u->step, loss);
+		if (u->step % r->log_every == 0 || u->step == u->total_steps) {
+			char eta[32];
+			double per = t / (double)(u->step - first_step);
+			format_duration(per * (double)(u->total_steps - u->step), eta, sizeof eta);
+			fprintf(stderr,
+				"step %ld/%ld | epoch %.2f | loss %.4f | lr %.3g | grad norm %.3f | "
+				"%.0f tok/s | ETA %s\n",
+				u->step, u->total_steps, epoch, loss, lr, gnorm, tok_s, eta);
+		}
+		bool last = u->step == u->total_steps;
+		bool save = (r->save_every && u->step % r->save_every == 0) || last;
+		if (u->has_val && ((r->eval_every && u->step % r->eval_every == 0) || last)) {
+			double vl;
+			long vc;
+			evaluate(u, &vl, &vc);
+			if (!isfinite(vl))
+				ft_die(FT_EXIT_DATA, "evaluation at step %ld: the loss is %s%s", u->step,
+				       isnan(vl) ? "NaN" : "infinite",
+				       vc ? "" : " (no trained tokens in the validation rows)");
+			bool best = vl < u->best_val;
+			if (best) {
+				u->best_val = vl;
+				u->best_step = u->step;
+				save |= r->save_best;
+			}
+			metrics_line(u, "{\"step\": %ld, \"eval_loss\": %s, \"eval_ppl\": %s, "
+				     "\"eval_tokens\": %ld}",
+				     u->step, fmt(vl, b1), fmt(exp(vl), b2), vc);
+			curve_add(&u->val_curve, (double)u->step, vl);
+			fprintf(stderr, "eval step %ld | loss %.4f | ppl %.3f%s\n", u->step, vl,
+				exp(vl), best ? " | best" : "");
+		}
+		if (save || stop_requested)
+			save_checkpoint(u);
+		if (stop_requested) {
+			fprintf(stderr, "ft-train: interrupted at step %ld; checkpoint written, "
+				"--resume continues\n", u->step);
+			status = 130;
+			break;
+		}
+	}
+	if (first_step == u->total_steps)
+		fprintf(stderr, "ft-train: the checkpoint is at the last step already\n");
+	if (fclose(u->metrics) != 0)
+		ft_die(FT_EXIT_DATA, "cannot write metrics: %s", strerror(errno));
+	if (status == FT_EXIT_OK) {
+		write_plot(u);
+		export_all(u);
+		if (u->best_step >= 0)
+			fprintf(stderr, "ft-train: best validation loss %.4f at step %ld\n",
+				u->best_val, u->best_step);
+	}
+
+	ft_decoder_release(&u->dec);
+	ft_data_release(&u->train);
+	if (u->has_val)
+		ft_data_release(&u->val);
+	ft_trainable_release(&u->tr);
+	ft_weights_release(&u->gw);
+	ft_lora_weights_release(&u->lgw);
+	if (u->use_lora)
+		ft_lora_release(&u->lora);
+	ft_model_release(&u->model);
+	free(u->grads);
+	free(u->mom);
+	free(u->var);
+	free(u->config_text);
+	free(u->train_curve.x);
+	free(u->train_curve.y);
+	free(u->val_curve.x);
+	free(u->val_curve.y);
+	return status;
+}
