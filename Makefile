@@ -41,11 +41,13 @@ deps $(DEPS_STAMP): scripts/ensure-deps
 	@scripts/ensure-deps
 	@mkdir -p $(BUILD) && touch $(DEPS_STAMP)
 
-$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+# objects depend on the Makefile too: a changed flag or library rebuilds
+# and relinks everything instead of leaving stale objects behind
+$(BUILD)/%.o: %.c Makefile | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(FT_CPPFLAGS) $(FT_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cc | $(DEPS_STAMP)
+$(BUILD)/%.o: %.cc Makefile | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(FT_CPPFLAGS) $(FT_CXXFLAGS) $(CFLAGS) -c $< -o $@
 
