@@ -23,6 +23,7 @@
 #include "jinja.h"
 #include "json.h"
 #include "jsonl.h"
+#include "lines.h"
 #include "out.h"
 #include "pool.h"
 #include "sample.h"
@@ -930,21 +931,8 @@ static int process(struct record_ctx *rc, const struct tmpl *t, const struct opt
 #define BATCH_LINES 512
 #define BATCH_BYTES ((size_t)4 << 20)
 
-struct entry {
-	size_t off, len;
-	const char *file;
-	long lineno, col_offset;
-	unsigned long long recno;
-	int err;               /* index into batch errs, or -1 */
-};
-
 struct batch {
-	struct ft_buf text;
-	struct entry *e;
-	int n, cap;
-	struct ft_err *errs;
-	int nerrs;
-	bool fatal_at_end;     /* the last entry is an unrecoverable read error */
+	struct ft_lines in;
 	struct ft_buf out;
 	struct stats st;
 	bool failed;
@@ -1013,8 +1001,8 @@ static void work(void *batch, int wi, void *arg)
 	memset(&bt->st, 0, sizeof bt->st);
 	bt->failed = false;
 	ft_json_use_arena(&w->arena);
-	for (int i = 0; i < bt->n; i++) {
-		struct entry *en = &bt->e[i];
+	for (int i = 0; i < bt->in.n; i++) {
+		struct ft_line *en = &bt->in.e[i];
 		bt->st.records++;
 		struct ft_err err;
 		ft_err_clear(&err);
@@ -1023,9 +1011,9 @@ static void work(void *batch, int wi, void *arg)
 		cJSON *rec = NULL;
 		int bad_rec = 0;
 		if (en->err >= 0) {
-			err = bt->errs[en->err];
+			err = bt->in.errs[en->err];
 			bad_rec = 1;
-		} else if (ft_jsonl_parse(bt->text.data + en->off, en->len, o->nfc ? FT_JSONL_NFC : 0,
+		} else if (ft_jsonl_parse(bt->in.text.data + en->off, en->len, o->nfc ? FT_JSONL_NFC : 0,
 					  en->col_offset, &rec, &err) < 0) {
 			bad_rec = 1;
 		} else {
@@ -1046,7 +1034,7 @@ static void work(void *batch, int wi, void *arg)
 			continue;
 		err.file = en->file;
 		err.line = en->lineno;
-		bool fatal = bt->fatal_at_end && i == bt->n - 1;
+		bool fatal = bt->in.fatal_at_end && i == bt->in.n - 1;
 		if (o->skip_bad && !fatal && err.code != FT_E_NOMEM) {
 			bt->st.skipped++;
 			continue;
@@ -1074,7 +1062,7 @@ static void run_start(struct run *rn, const struct tmpl *t, const struct opts *o
 	if (!rn->batches || !bp || !rn->cx.workers)
 		ft_die(FT_EXIT_DATA, "out of memory");
 	for (int i = 0; i < rn->nbatch; i++) {
-		ft_buf_init(&rn->batches[i].text, 0);
+		ft_lines_init(&rn->batches[i].in);
 		ft_buf_init(&rn->batches[i].out, 0);
 		bp[i] = &rn->batches[i];
 	}
@@ -1127,10 +1115,7 @@ static struct batch *next_batch(struct run *rn)
 	drain(rn, false);
 	while (!(bt = ft_pool_acquire(rn->pool)))
 		write_batch(rn, ft_pool_next_done(rn->pool, true));
-	bt->n = 0;
-	bt->nerrs = 0;
-	bt->fatal_at_end = false;
-	ft_buf_reset(&bt->text);
+	ft_lines_reset(&bt->in);
 	return bt;
 }
 
@@ -1148,57 +1133,11 @@ static void run_release(struct run *rn)
 	for (int i = 0; i < rn->cx.o->jobs; i++)
 		worker_release(&rn->cx.workers[i]);
 	for (int i = 0; i < rn->nbatch; i++) {
-		ft_buf_release(&rn->batches[i].text);
+		ft_lines_release(&rn->batches[i].in);
 		ft_buf_release(&rn->batches[i].out);
-		free(rn->batches[i].e);
-		free(rn->batches[i].errs);
 	}
 	free(rn->batches);
 	free(rn->cx.workers);
-}
-
-static struct entry *batch_entry(struct batch *bt)
-{
-	if (bt->n == bt->cap) {
-		bt->cap = bt->cap ? bt->cap * 2 : BATCH_LINES;
-		bt->e = xrealloc(bt->e, (size_t)bt->cap * sizeof *bt->e);
-	}
-	struct entry *en = &bt->e[bt->n++];
-	memset(en, 0, sizeof *en);
-	en->err = -1;
-	return en;
-}
-
-static void batch_add(struct batch *bt, const char *line, size_t len, const char *file,
-		      long lineno, long col_offset, unsigned long long recno)
-{
-	struct entry *en = batch_entry(bt);
-	en->off = bt->text.len;
-	en->len = len;
-	en->file = file;
-	en->lineno = lineno;
-	en->col_offset = col_offset;
-	en->recno = recno;
-	if (ft_buf_append(&bt->text, line, len))
-		ft_die(FT_EXIT_DATA, "out of memory");
-}
-
-static void batch_add_error(struct batch *bt, const struct ft_err *err, unsigned long long recno,
-			    bool fatal)
-{
-	bt->errs = xrealloc(bt->errs, (size_t)(bt->nerrs + 1) * sizeof *bt->errs);
-	bt->errs[bt->nerrs] = *err;
-	struct entry *en = batch_entry(bt);
-	en->err = bt->nerrs++;
-	en->file = err->file;
-	en->lineno = err->line;
-	en->recno = recno;
-	bt->fatal_at_end = fatal;
-}
-
-static bool batch_full(const struct batch *bt)
-{
-	return bt->n >= BATCH_LINES || bt->text.len >= BATCH_BYTES;
 }
 
 static void add_str(const char ***v, int *n, const char *s)
@@ -1335,17 +1274,15 @@ int main(int argc, char **argv)
 			if (rc == 0)
 				break;
 			recno++;
-			if (rc == FT_E_IO || rc == FT_E_NOMEM) {
-				/* a broken file cannot go on: report after what came before */
-				batch_add_error(bt, &err, recno, true);
+			/* a broken file cannot go on: report after what came before */
+			bool broken = rc == FT_E_IO || rc == FT_E_NOMEM;
+			if (rc < 0 ? ft_lines_add_error(&bt->in, &err, recno, broken)
+				   : ft_lines_add(&bt->in, line, len, ft_jsonl_name(rd),
+						  ft_jsonl_lineno(rd), ft_jsonl_col_offset(rd), recno))
+				ft_die(FT_EXIT_DATA, "out of memory");
+			if (broken)
 				break;
-			}
-			if (rc < 0)
-				batch_add_error(bt, &err, recno, false);
-			else
-				batch_add(bt, line, len, ft_jsonl_name(rd), ft_jsonl_lineno(rd),
-					  ft_jsonl_col_offset(rd), recno);
-			if (batch_full(bt)) {
+			if (ft_lines_full(&bt->in, BATCH_LINES, BATCH_BYTES)) {
 				ft_pool_submit(rn.pool, bt);
 				bt = next_batch(&rn);
 			}

@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "json.h"
 #include "jsonl.h"
+#include "lines.h"
 #include "out.h"
 #include "pool.h"
 #include "sample.h"
@@ -296,14 +297,6 @@ static bool spells_user_piece(const struct vocab *v, const char *p, size_t n)
 
 /* ---- batches: lines in, tokenized samples out ------------------------- */
 
-struct entry {
-	size_t off, len;     /* the line in batch text */
-	const char *file;
-	long lineno, col_offset;
-	unsigned long long recno;  /* 1-based, across files */
-	int err;             /* index into errs for a read error, else -1 */
-};
-
 enum res_status { SAMPLE_OK, SAMPLE_BAD, SAMPLE_EMPTY };
 
 struct result {
@@ -317,12 +310,7 @@ struct result {
 };
 
 struct batch {
-	struct ft_buf text;
-	struct entry *e;
-	int n, cap;
-	struct ft_err *errs;
-	int nerrs;
-	bool fatal_at_end;   /* the last entry is an unrecoverable read error */
+	struct ft_lines in;
 	struct result *res;
 	int32_t *ids;
 	uint8_t *mask;
@@ -415,14 +403,14 @@ static int encode_sample(struct worker *w, const struct vocab *v, struct result 
 }
 
 static void process_record(struct worker *w, const struct ctx *c, struct batch *b,
-			   const struct entry *en, struct result *r)
+			   const struct ft_line *en, struct result *r)
 {
 	const struct vocab *v = c->v;
 	const struct opts *o = c->o;
 	cJSON *rec = NULL;
 	struct ft_err *err = &r->err;
 	r->status = SAMPLE_BAD;
-	if (ft_jsonl_parse(b->text.data + en->off, en->len, 0, en->col_offset, &rec, err) < 0)
+	if (ft_jsonl_parse(b->in.text.data + en->off, en->len, 0, en->col_offset, &rec, err) < 0)
 		return;
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
 	r->id_off = b->ids_text.len;
@@ -517,15 +505,15 @@ static void work(void *batch, int wi, void *arg)
 	struct worker *w = &c->workers[wi];
 	b->ntok = 0;
 	ft_buf_reset(&b->ids_text);
-	b->res = xrealloc(b->res, (size_t)(b->n ? b->n : 1) * sizeof *b->res);
+	b->res = xrealloc(b->res, (size_t)(b->in.n ? b->in.n : 1) * sizeof *b->res);
 	ft_json_use_arena(&w->arena);
-	for (int i = 0; i < b->n; i++) {
+	for (int i = 0; i < b->in.n; i++) {
 		struct result *r = &b->res[i];
 		memset(r, 0, sizeof *r);
-		const struct entry *en = &b->e[i];
+		const struct ft_line *en = &b->in.e[i];
 		if (en->err >= 0) {
 			r->status = SAMPLE_BAD;
-			r->err = b->errs[en->err];
+			r->err = b->in.errs[en->err];
 		} else {
 			process_record(w, c, b, en, r);
 		}
@@ -768,7 +756,7 @@ static void pack_add(struct packer *pk, struct writer *w, struct doc *d)
 /* ---- the length policy and the report ---------------------------------- */
 
 static void report(struct writer *w, const struct result *r, const struct batch *b,
-		   const struct entry *en, const char *action, const char *reason,
+		   const struct ft_line *en, const char *action, const char *reason,
 		   uint32_t tokens, uint32_t kept)
 {
 	if (!w->report)
@@ -835,7 +823,7 @@ static void hist_add(struct hist *h, uint32_t n)
 
 /* One tokenized sample, in input order. */
 static void take_sample(struct packer *pk, struct writer *w, const struct batch *b,
-			const struct entry *en, const struct result *r)
+			const struct ft_line *en, const struct result *r)
 {
 	const struct opts *o = w->o;
 	struct stats *st = w->st;
@@ -925,9 +913,9 @@ struct run {
 
 static void consume(struct run *rn, struct batch *b)
 {
-	for (int i = 0; i < b->n && !rn->failed; i++) {
+	for (int i = 0; i < b->in.n && !rn->failed; i++) {
 		const struct result *r = &b->res[i];
-		const struct entry *en = &b->e[i];
+		const struct ft_line *en = &b->in.e[i];
 		rn->st->records++;
 		switch (r->status) {
 		case SAMPLE_OK:
@@ -939,7 +927,7 @@ static void consume(struct run *rn, struct batch *b)
 			report(rn->w, r, b, en, "dropped", "no tokens", 0, 0);
 			break;
 		case SAMPLE_BAD: {
-			bool fatal = b->fatal_at_end && i == b->n - 1;
+			bool fatal = b->in.fatal_at_end && i == b->in.n - 1;
 			if (rn->o->skip_bad && !fatal && r->err.code != FT_E_NOMEM) {
 				ft_report(&r->err, r->prefix[0] ? r->prefix : NULL);
 				rn->st->skipped++;
@@ -971,36 +959,8 @@ static struct batch *next_batch(struct run *rn, struct ft_pool *pool)
 		consume(rn, b);
 		ft_pool_release(pool, b);
 	}
-	b->n = 0;
-	b->nerrs = 0;
-	b->fatal_at_end = false;
-	ft_buf_reset(&b->text);
+	ft_lines_reset(&b->in);
 	return b;
-}
-
-static struct entry *batch_entry(struct batch *b)
-{
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : BATCH_LINES;
-		b->e = xrealloc(b->e, (size_t)b->cap * sizeof *b->e);
-	}
-	struct entry *en = &b->e[b->n++];
-	memset(en, 0, sizeof *en);
-	en->err = -1;
-	return en;
-}
-
-static void batch_add_error(struct batch *b, const struct ft_err *err, unsigned long long recno,
-			    bool fatal)
-{
-	b->errs = xrealloc(b->errs, (size_t)(b->nerrs + 1) * sizeof *b->errs);
-	b->errs[b->nerrs] = *err;
-	struct entry *en = batch_entry(b);
-	en->err = b->nerrs++;
-	en->file = err->file;
-	en->lineno = err->line;
-	en->recno = recno;
-	b->fatal_at_end = fatal;
 }
 
 static void json_stats(struct ft_buf *j, const struct stats *st, const struct opts *o)
@@ -1308,7 +1268,7 @@ int main(int argc, char **argv)
 	if (!batches || !bp || !cx.workers)
 		ft_die(FT_EXIT_DATA, "out of memory");
 	for (int i = 0; i < nbatch; i++) {
-		ft_buf_init(&batches[i].text, 0);
+		ft_lines_init(&batches[i].in);
 		ft_buf_init(&batches[i].ids_text, 0);
 		bp[i] = &batches[i];
 	}
@@ -1346,24 +1306,15 @@ int main(int argc, char **argv)
 			if (rc == 0)
 				break;
 			recno++;
-			if (rc == FT_E_IO || rc == FT_E_NOMEM) {
-				batch_add_error(b, &err, recno, true);
+			/* a broken file cannot go on: report after what came before */
+			bool broken = rc == FT_E_IO || rc == FT_E_NOMEM;
+			if (rc < 0 ? ft_lines_add_error(&b->in, &err, recno, broken)
+				   : ft_lines_add(&b->in, line, len, ft_jsonl_name(rd),
+						  ft_jsonl_lineno(rd), ft_jsonl_col_offset(rd), recno))
+				ft_die(FT_EXIT_DATA, "out of memory");
+			if (broken)
 				break;
-			}
-			if (rc < 0) {
-				batch_add_error(b, &err, recno, false);
-			} else {
-				struct entry *en = batch_entry(b);
-				en->off = b->text.len;
-				en->len = len;
-				en->file = ft_jsonl_name(rd);
-				en->lineno = ft_jsonl_lineno(rd);
-				en->col_offset = ft_jsonl_col_offset(rd);
-				en->recno = recno;
-				if (ft_buf_append(&b->text, line, len))
-					ft_die(FT_EXIT_DATA, "out of memory");
-			}
-			if (b->n >= BATCH_LINES || b->text.len >= BATCH_BYTES) {
+			if (ft_lines_full(&b->in, BATCH_LINES, BATCH_BYTES)) {
 				ft_pool_submit(pool, b);
 				drain(&rn, pool, false);
 				b = next_batch(&rn, pool);
@@ -1403,10 +1354,8 @@ int main(int argc, char **argv)
 
 	for (int i = 0; i < nbatch; i++) {
 		struct batch *b = &batches[i];
-		ft_buf_release(&b->text);
+		ft_lines_release(&b->in);
 		ft_buf_release(&b->ids_text);
-		free(b->e);
-		free(b->errs);
 		free(b->res);
 		free(b->ids);
 		free(b->mask);
