@@ -3,6 +3,7 @@
 #include "out.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -115,6 +116,29 @@ long ft_opt_long(const char *opt, const char *s, long min, long max)
 		ft_usage_error("invalid value '%s' for %s: expected an integer from %ld to %ld",
 			       s, opt, min, max);
 	return v;
+}
+
+uint64_t ft_opt_u64(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *s == '+' || *s == ' ')
+		ft_usage_error("invalid value '%s' for %s: expected an integer from 0 to "
+			       "18446744073709551615", s, opt);
+	return (uint64_t)v;
+}
+
+const char *ft_opt_name(const char *arg)
+{
+	static char name[64];
+	if (strncmp(arg, "--", 2) == 0) {
+		size_t n = strcspn(arg, "=");
+		snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), arg);
+	} else {
+		snprintf(name, sizeof name, "-%c", optopt ? optopt : '?');
+	}
+	return name;
 }
 
 double ft_opt_double(const char *opt, const char *s, double min, double max)

@@ -6,6 +6,7 @@
 #define FT_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ft.h"
@@ -31,6 +32,12 @@ void ft_report(const struct ft_err *err, const char *prefix);
 /* Strict number parsing for option values; on failure: usage error naming opt. */
 long ft_opt_long(const char *opt, const char *s, long min, long max);
 double ft_opt_double(const char *opt, const char *s, double min, double max);
+/* An unsigned 64-bit integer (seeds): digits only, 0 to 2^64-1. */
+uint64_t ft_opt_u64(const char *opt, const char *s);
+/* The option getopt_long just refused, for "unknown option '%s'" (with
+ * opterr = 0): "--name" without its "=value", or "-c" for a short one.
+ * arg is argv[optind - 1]; the result is a static buffer. */
+const char *ft_opt_name(const char *arg);
 /* Sizes with optional K/M/G suffix (powers of 1024). */
 size_t ft_opt_size(const char *opt, const char *s);
 

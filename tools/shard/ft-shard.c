@@ -102,17 +102,6 @@ static void out_json_string(const char *s, size_t len)
 		oom();
 }
 
-static const char *opt_name(const char *arg)
-{
-	static char name[64];
-	if (strncmp(arg, "--", 2) == 0) {
-		size_t n = strcspn(arg, "=");
-		snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), arg);
-		return name;
-	}
-	return arg;
-}
-
 /* ---- statistics over a set ---------------------------------------------------- */
 
 struct stats {
@@ -771,9 +760,9 @@ int main(int argc, char **argv)
 			ft_close_stdout();
 			return FT_EXIT_OK;
 		case ':':
-			ft_usage_error("option '%s' needs a value", opt_name(argv[optind - 1]));
+			ft_usage_error("option '%s' needs a value", ft_opt_name(argv[optind - 1]));
 		default:
-			ft_usage_error("unknown option '%s'", opt_name(argv[optind - 1]));
+			ft_usage_error("unknown option '%s'", ft_opt_name(argv[optind - 1]));
 		}
 		if (only)
 			ft_usage_error("option '%s' is for '%s', not '%s'", name, only, cmd);

@@ -176,17 +176,6 @@ static void parse_ratio(const char *s, uint64_t *w, size_t *n)
 	*n = k;
 }
 
-static uint64_t parse_seed(const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || *s == '+' || *s == ' ')
-		ft_usage_error("invalid value '%s' for --seed: expected an integer from 0 to "
-			       "18446744073709551615", s);
-	return (uint64_t)v;
-}
-
 /* ---- errors ------------------------------------------------------------ */
 
 /* A record-level error: fatal, or with --skip-bad counted and reported
@@ -645,18 +634,6 @@ static int spool_stdin(void)
 	return fd;
 }
 
-/* The option getopt stopped at, as typed: "--name" without "=value", or
- * the short option character. */
-static const char *opt_name(const char *arg)
-{
-	static char name[64];
-	if (strncmp(arg, "--", 2) == 0)
-		snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
-	else
-		snprintf(name, sizeof name, "-%c", optopt ? optopt : '?');
-	return name;
-}
-
 static bool is_device(const char *path)
 {
 	struct stat st;
@@ -707,7 +684,7 @@ int main(int argc, char **argv)
 				ft_usage_error("empty key for -k");
 			g.key = optarg;
 			break;
-		case 's': g.seed = parse_seed(optarg); break;
+		case 's': g.seed = ft_opt_u64("--seed", optarg); break;
 		case 'q': g.quiet = true; break;
 		case OPT_EXACT: g.exact = true; break;
 		case OPT_SKIP_BAD: g.skip_bad = true; break;
@@ -726,9 +703,9 @@ int main(int argc, char **argv)
 			ft_close_stdout();
 			return FT_EXIT_OK;
 		case ':':
-			ft_usage_error("option '%s' needs a value", opt_name(argv[optind - 1]));
+			ft_usage_error("option '%s' needs a value", ft_opt_name(argv[optind - 1]));
 		default:
-			ft_usage_error("unknown option '%s'", opt_name(argv[optind - 1]));
+			ft_usage_error("unknown option '%s'", ft_opt_name(argv[optind - 1]));
 		}
 	}
 
