@@ -20,7 +20,7 @@ LIB_SRC   := $(wildcard lib/*.c) $(wildcard lib/*.cc)
 LIB_OBJ   := $(patsubst %.cc,$(BUILD)/%.o,$(LIB_SRC:%.c=$(BUILD)/%.o))
 LIBFT     := $(BUILD)/libft.a
 
-TOOLS     := template split tokenize shard
+TOOLS     := template split tokenize shard augment
 TOOL_BINS := $(TOOLS:%=$(BIN)/ft-%)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -58,8 +58,10 @@ $(LIBFT): $(LIB_OBJ)
 define tool_rule
 $(BIN)/ft-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBFT)
 	@mkdir -p $(BIN)
-	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $$@ $$^ $(LDLIBS)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $$@ $$^ $(LDLIBS) $(TOOL_LIBS_$(1))
 endef
+# ft-augment talks HTTP through libcurl; no other tool links it
+TOOL_LIBS_augment := -lcurl
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFT)
@@ -124,6 +126,7 @@ demo: all
 bench: all
 	@bench/template/run
 	@bench/tokenize/run
+	@bench/augment/run
 	@bench/train/run   # needs PYTHON with torch, transformers, peft (see the script)
 
 install: all
