@@ -20,7 +20,7 @@ LIB_SRC   := $(wildcard lib/*.c) $(wildcard lib/*.cc)
 LIB_OBJ   := $(patsubst %.cc,$(BUILD)/%.o,$(LIB_SRC:%.c=$(BUILD)/%.o))
 LIBFT     := $(BUILD)/libft.a
 
-TOOLS     := template split tokenize shard augment
+TOOLS     := template split tokenize shard augment eval
 TOOL_BINS := $(TOOLS:%=$(BIN)/ft-%)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -112,7 +112,7 @@ check-tests: $(TRAIN_TESTS)
 check-tests: all $(UNIT_BINS) $(TEST_TOOLS)
 
 test: check-tests
-	@FT_DEPS_EXTRA="python3 python3-jinja2 python3-sentencepiece python3-numpy sentencepiece" scripts/ensure-deps
+	@FT_DEPS_EXTRA="python3 python3-jinja2 python3-sentencepiece python3-numpy python3-nltk sentencepiece" scripts/ensure-deps
 	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
 # Everything again under AddressSanitizer and UBSan, in its own build tree.
