@@ -107,6 +107,16 @@ $(TRAIN_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/train/%.o $(TRAIN_OBJ) $(LIBFT)
 all: $(TRAIN_BIN)
 check-tests: $(TRAIN_TESTS)
 
+# ft-generate: decoding over the trainer's model and kernels, built as ft-train
+GEN_TOOL    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/generate/*.c))
+GEN_BIN     := $(BIN)/ft-generate
+$(GEN_TOOL): FT_CPPFLAGS += -Ikernels -Itrainer -I/usr/include/$(MULTIARCH)/openblas-openmp
+$(GEN_TOOL): FT_CFLAGS += -fopenmp
+$(GEN_BIN): $(GEN_TOOL) $(TRAIN_OBJ) $(LIBFT)
+	@mkdir -p $(BIN)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(LDLIBS)
+all: $(GEN_BIN)
+
 -include $(TRAIN_OBJ:.o=.d) $(wildcard $(BUILD)/tools/train/*.d) $(wildcard $(BUILD)/tests/train/*.d)
 
 check-tests: all $(UNIT_BINS) $(TEST_TOOLS)
@@ -132,7 +142,7 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ft/templates \
 		$(DESTDIR)$(PREFIX)/share/ft/recipes $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(TOOL_BINS) $(TRAIN_BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(TOOL_BINS) $(TRAIN_BIN) $(GEN_BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 templates/*.jinja $(DESTDIR)$(PREFIX)/share/ft/templates/
 	install -m 644 recipes/*.toml $(DESTDIR)$(PREFIX)/share/ft/recipes/
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/

@@ -118,6 +118,35 @@ long ft_opt_long(const char *opt, const char *s, long min, long max)
 	return v;
 }
 
+void *ft_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	return p;
+}
+
+void *ft_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	return p;
+}
+
+char *ft_xstrndup(const char *s, size_t n)
+{
+	char *p = ft_xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+char *ft_xstrdup(const char *s)
+{
+	return ft_xstrndup(s, strlen(s));
+}
+
 uint64_t ft_opt_u64(const char *opt, const char *s)
 {
 	char *end;

@@ -41,6 +41,12 @@ const char *ft_opt_name(const char *arg);
 /* Sizes with optional K/M/G suffix (powers of 1024). */
 size_t ft_opt_size(const char *opt, const char *s);
 
+/* Allocations that do not fail: out of memory is fatal (status 1). */
+void *ft_xmalloc(size_t n);
+void *ft_xrealloc(void *p, size_t n);
+char *ft_xstrndup(const char *s, size_t n);   /* s[0..n) and a NUL */
+char *ft_xstrdup(const char *s);
+
 /* Flush and close stdout, dying with status 1 on a write error (full disk). */
 void ft_close_stdout(void);
 

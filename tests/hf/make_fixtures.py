@@ -7,6 +7,10 @@ Needs torch, transformers, peft, safetensors (a venv outside the repository):
     python3 -m venv /tmp/hfvenv
     /tmp/hfvenv/bin/pip install torch transformers peft safetensors numpy
     /tmp/hfvenv/bin/python tests/hf/make_fixtures.py [OUTDIR]
+    /tmp/hfvenv/bin/python tests/hf/make_fixtures.py --generate-only [OUTDIR]
+
+--generate-only writes generate.json from the models already in OUTDIR and
+leaves every other file alone.
 
 For each tiny configuration (CASES) it writes OUTDIR/<case>/:
   config.json, model.safetensors  the model, as save_pretrained writes it
@@ -25,6 +29,11 @@ For each tiny configuration (CASES) it writes OUTDIR/<case>/:
     lora_grad.<name>         their gradients (base model frozen)
   peft/         the same adapters as PEFT's save_pretrained writes them
                 (adapter_config.json, adapter_model.safetensors)
+  generate.json greedy continuations (generate(do_sample=False)) of a few
+                prompts of token ids by the saved model, and by the saved
+                model with the peft/ adapter, as token ids, with the gap
+                between the two largest logits at each step (for
+                tests/train/test_generate.c and tests/ref/generate.sh)
     adamw.<name>             every weight after three AdamW steps on the batch
                              (full fine-tuning; no decay on norms and biases)
 
@@ -235,11 +244,67 @@ def run_case(name, case, outdir, seed):
     print(f"{name}: loss {info['loss_sum'] / count:.6f} over {count} labels", file=sys.stderr)
 
 
+# Greedy decoding: prompts of token ids (seeded), new tokens each
+GEN_PROMPTS = 3
+GEN_NEW = 20
+
+
+def greedy(model, ids):
+    """transformers' greedy generate on one prompt: the new ids and, per
+    step, the gap between the largest and second largest logit."""
+    out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
+                                                                                   dtype=torch.long),
+                         max_new_tokens=GEN_NEW, do_sample=False, num_beams=1,
+                         output_logits=True, return_dict_in_generate=True,
+                         pad_token_id=0)
+    new = out.sequences[0, len(ids):].tolist()
+    gaps = []
+    for step in out.logits:
+        top = torch.topk(step[0].float(), 2).values
+        gaps.append(float(top[0] - top[1]))
+    return new, gaps
+
+
+def run_generate(name, outdir, seed):
+    """generate.json for the model (and adapter) saved in outdir/name."""
+    from transformers import AutoModelForCausalLM
+    d = os.path.join(outdir, name)
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
+                                                 attn_implementation="eager")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 3)
+    V = model.config.vocab_size
+    lengths = [1, 7, 23][:GEN_PROMPTS]
+    prompts = [torch.randint(0, V, (n,), generator=gen).tolist() for n in lengths]
+    eos = model.generation_config.eos_token_id
+    info = dict(max_new_tokens=GEN_NEW, eos_token_id=eos, prompts=prompts, base=[], peft=[])
+    with torch.no_grad():
+        for ids in prompts:
+            new, gaps = greedy(model, ids)
+            info["base"].append(dict(ids=new, min_gap=min(gaps)))
+        if os.path.isdir(os.path.join(d, "peft")):
+            from peft import PeftModel
+            adapted = PeftModel.from_pretrained(model, os.path.join(d, "peft"))
+            adapted.eval()
+            for ids in prompts:
+                new, gaps = greedy(adapted, ids)
+                info["peft"].append(dict(ids=new, min_gap=min(gaps)))
+    with open(os.path.join(d, "generate.json"), "w") as f:
+        json.dump(info, f)
+        f.write("\n")
+    print(f"{name}: generate.json", file=sys.stderr)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "data", "hf")
+    args = sys.argv[1:]
+    only_generate = "--generate-only" in args
+    args = [a for a in args if a != "--generate-only"]
+    outdir = args[0] if args else os.path.join(here, "..", "data", "hf")
     for i, (name, case) in enumerate(CASES.items()):
-        run_case(name, case, outdir, 1000 + 10 * i)
+        if not only_generate:
+            run_case(name, case, outdir, 1000 + 10 * i)
+        run_generate(name, outdir, 1000 + 10 * i)
 
 
 if __name__ == "__main__":

@@ -279,22 +279,6 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		ft_die(1, "out of memory");
-	return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-	memcpy(p, s, n);
-	p[n] = 0;
-	return p;
-}
-
 static void oom_check(int rc)
 {
 	if (rc == FT_E_NOMEM)
@@ -350,7 +334,7 @@ static void path_parse(struct path *p, const char *opt, const char *text, bool w
 		if (p->n == MAX_PATH_PARTS)
 			ft_usage_error("%s: path '%s' has more than %d parts", opt, text,
 				       MAX_PATH_PARTS);
-		p->part[p->n] = xstrndup(s, len);
+		p->part[p->n] = ft_xstrndup(s, len);
 		if (!wildcards && !strcmp(p->part[p->n], "*"))
 			ft_usage_error("%s: '*' is only for the lexicon backend", opt);
 		p->n++;
@@ -575,7 +559,7 @@ static int render_messages(struct slot *s, int v, cJSON **messages)
 		cJSON_AddItemToArray(m, sys);
 	}
 	cJSON *u = cJSON_CreateObject();
-	char *text = xstrndup(t, len);
+	char *text = ft_xstrndup(t, len);
 	if (!u || !cJSON_AddStringToObject(u, "role", "user") ||
 	    !cJSON_AddStringToObject(u, "content", text))
 		ft_die(1, "out of memory");
@@ -649,7 +633,7 @@ static void reject(struct item *it, const char *fmt, ...)
 	va_end(ap);
 	scrub(msg);
 	free(it->reason);
-	it->reason = xstrndup(msg, strlen(msg));
+	it->reason = ft_xstrndup(msg, strlen(msg));
 	st.rejected++;
 	settle(it, ITEM_REJECTED);
 }
@@ -714,7 +698,7 @@ static int accept_reply(struct item *it, const char *body, size_t len, char *why
 			}
 		}
 	} else {
-		char *text = xstrndup(r->content, r->content_len);
+		char *text = ft_xstrndup(r->content, r->content_len);
 		value = cJSON_CreateString(text);
 		free(text);
 		if (!value)
@@ -1190,7 +1174,7 @@ static void fill(struct input *in)
 		if (!s)
 			ft_die(1, "out of memory");
 		const char *name = ft_jsonl_name(in->r);
-		s->file = xstrndup(name, strlen(name));
+		s->file = ft_xstrndup(name, strlen(name));
 		s->lineno = ft_jsonl_lineno(in->r);
 		st.records++;
 		if (rc < 0) {
@@ -1200,7 +1184,7 @@ static void fill(struct input *in)
 			s->bad = true;
 			st.bad++;
 		} else {
-			s->line = xstrndup(line, len);
+			s->line = ft_xstrndup(line, len);
 			s->line_len = len;
 			rc = ft_jsonl_parse_line(in->r, &s->rec, &err);
 			if (rc != 1) {
@@ -1355,7 +1339,7 @@ static char *read_key_file(const char *path)
 	if (ft_buf_read_file(&b, path, &err))
 		ft_usage_error("--api-key-file: %s", err.msg);
 	size_t n = strcspn(b.data ? b.data : "", "\r\n");
-	char *k = xstrndup(b.data ? b.data : "", n);
+	char *k = ft_xstrndup(b.data ? b.data : "", n);
 	memset(b.data ? b.data : k, 0, b.data ? b.len : 0);
 	ft_buf_release(&b);
 	return k;
@@ -1473,7 +1457,7 @@ static void setup_api(void)
 	if (o.key_file)
 		api_key = trim_key(read_key_file(o.key_file));
 	else if (getenv("OPENAI_API_KEY") && *getenv("OPENAI_API_KEY"))
-		api_key = trim_key(xstrndup(getenv("OPENAI_API_KEY"), strlen(getenv("OPENAI_API_KEY"))));
+		api_key = trim_key(ft_xstrndup(getenv("OPENAI_API_KEY"), strlen(getenv("OPENAI_API_KEY"))));
 	if (api_key && !*api_key) {
 		free(api_key);
 		api_key = NULL;

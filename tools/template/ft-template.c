@@ -118,22 +118,6 @@ static const char *const known_eot[] = { "<|im_end|>", "<|eot_id|>", "<|eom_id|>
 
 /* ---- small helpers ---- */
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (!p)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n);
-	if (!p)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	return p;
-}
-
 static char *read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -164,7 +148,7 @@ static char *config_token(const cJSON *cfg, const char *key)
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, key);
 	if (cJSON_IsObject(t))
 		t = cJSON_GetObjectItemCaseSensitive(t, "content");
-	return cJSON_IsString(t) ? xstrdup(t->valuestring) : NULL;
+	return cJSON_IsString(t) ? ft_xstrdup(t->valuestring) : NULL;
 }
 
 /* Directories holding the built-in templates, most specific first. */
@@ -253,8 +237,8 @@ static void template_header(struct tmpl *t, const char *src, size_t len)
 	const cJSON *e;
 	cJSON_ArrayForEach(e, eot) {
 		if (cJSON_IsString(e)) {
-			t->eot = xrealloc(t->eot, (size_t)(t->neot + 1) * sizeof *t->eot);
-			t->eot[t->neot++] = xstrdup(e->valuestring);
+			t->eot = ft_xrealloc(t->eot, (size_t)(t->neot + 1) * sizeof *t->eot);
+			t->eot[t->neot++] = ft_xstrdup(e->valuestring);
 		}
 	}
 	cJSON_Delete(h);
@@ -284,7 +268,7 @@ static void load_template(struct tmpl *t, const struct opts *o)
 		}
 		if (!src)
 			ft_usage_error("unknown built-in template '%s' (see --list)", o->chat_name);
-		t->name = xstrdup(o->chat_name);
+		t->name = ft_xstrdup(o->chat_name);
 		template_header(t, src, len);
 		compile_template(t, src, len);
 		free(src);
@@ -293,7 +277,7 @@ static void load_template(struct tmpl *t, const struct opts *o)
 	src = read_file(o->template_file, &len);
 	if (!src)
 		ft_die(FT_EXIT_USAGE, "%s: %s", o->template_file, strerror(errno));
-	t->name = xstrdup(o->template_file);
+	t->name = ft_xstrdup(o->template_file);
 	/* a tokenizer_config.json holds the template as "chat_template" */
 	cJSON *cfg = NULL;
 	size_t skip = 0;
@@ -555,7 +539,7 @@ static void ptrset_add(struct ptrset *s, const void *p)
 {
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 64;
-		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+		s->v = ft_xrealloc(s->v, s->cap * sizeof *s->v);
 	}
 	s->v[s->n++] = p;
 }
@@ -679,7 +663,7 @@ static bool auto_train(struct ft_segments *segs, const char *text, const struct 
 			/* split the template segment: trained head, untrained tail */
 			if (segs->n == segs->cap) {
 				segs->cap = segs->cap ? segs->cap * 2 : 16;
-				segs->v = xrealloc(segs->v, segs->cap * sizeof *segs->v);
+				segs->v = ft_xrealloc(segs->v, segs->cap * sizeof *segs->v);
 				lit = &segs->v[j];
 			}
 			memmove(&segs->v[j + 2], &segs->v[j + 1], (segs->n - j - 1) * sizeof *segs->v);
@@ -1142,7 +1126,7 @@ static void run_release(struct run *rn)
 
 static void add_str(const char ***v, int *n, const char *s)
 {
-	*v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+	*v = ft_xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
 	(*v)[(*n)++] = s;
 }
 
@@ -1202,7 +1186,7 @@ int main(int argc, char **argv)
 			cJSON *v = NULL;
 			if (ft_json_parse(eq + 1, strlen(eq + 1), &v, NULL))
 				ft_usage_error("invalid --var '%s': the value is not JSON", optarg);
-			o.vars = xrealloc(o.vars, (size_t)(o.nvars + 1) * sizeof *o.vars);
+			o.vars = ft_xrealloc(o.vars, (size_t)(o.nvars + 1) * sizeof *o.vars);
 			o.vars[o.nvars].name = strndup(optarg, (size_t)(eq - optarg));
 			o.vars[o.nvars++].value = v;
 			break;
@@ -1237,11 +1221,11 @@ int main(int argc, char **argv)
 	load_template(&t, &o);
 	if (o.bos) {
 		free(t.bos);
-		t.bos = xstrdup(o.bos);
+		t.bos = ft_xstrdup(o.bos);
 	}
 	if (o.eos) {
 		free(t.eos);
-		t.eos = xstrdup(o.eos);
+		t.eos = ft_xstrdup(o.eos);
 	}
 
 	struct ft_err err;

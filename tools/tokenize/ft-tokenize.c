@@ -33,6 +33,7 @@
 #include "sha256.h"
 #include "shard.h"
 #include "spm.h"
+#include "tokenize.h"
 
 #define BATCH_LINES 256
 #define BATCH_BYTES ((size_t)4 << 20)
@@ -115,42 +116,7 @@ struct opts {
 	size_t max_line;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	return p;
-}
-
-/* ---- the model's special tokens ---------------------------------------- */
-
-struct special {
-	const char *text;
-	size_t len;
-	int id;
-};
-
-struct vocab {
-	struct ft_spm *spm;
-	/* the model as loaded with FT_SPM_* flags (0: spm), those in use */
-	struct ft_spm *variant[4];
-	struct special *specials;   /* longest first */
-	int nspecial;
-	uint8_t first_byte[256];    /* 1 if some special starts with this byte */
-	struct special *user;       /* the user-defined ones (for data runs) */
-	int nuser;
-	bool *ends_turn;            /* per id: EOS or an --eot piece */
-	int bos, eos, vocab_size;
-};
-
-static int cmp_special(const void *a, const void *b)
-{
-	const struct special *x = a, *y = b;
-	if (x->len != y->len)
-		return x->len < y->len ? 1 : -1;
-	return x->id - y->id;
-}
+/* ---- the tokenizer (lib/tokenize.h) ------------------------------------ */
 
 static cJSON *read_config(const char *path)
 {
@@ -183,116 +149,24 @@ static void config_defaults(struct opts *o)
 	cJSON_Delete(c);
 }
 
-/* The config's added special tokens are specials too (e.g. "<unk>"); one
- * the model has no piece for cannot be produced, which is worth a warning. */
-static void config_specials(struct vocab *v, const char *path)
-{
-	cJSON *c = read_config(path);
-	const cJSON *added = cJSON_GetObjectItemCaseSensitive(c, "added_tokens_decoder");
-	const cJSON *t;
-	cJSON_ArrayForEach(t, added) {
-		const cJSON *content = cJSON_GetObjectItemCaseSensitive(t, "content");
-		const cJSON *special = cJSON_GetObjectItemCaseSensitive(t, "special");
-		if (!cJSON_IsString(content) || !content->valuestring[0] || cJSON_IsFalse(special))
-			continue;
-		size_t len = strlen(content->valuestring);
-		int id = ft_spm_piece_id(v->spm, content->valuestring, len);
-		if (id < 0) {
-			ft_warn("%s: added token '%s' is not a piece of the model: it stays text", path,
-				content->valuestring);
-			continue;
-		}
-		bool known = false;
-		for (int i = 0; i < v->nspecial; i++)
-			known |= v->specials[i].id == id;
-		if (known)
-			continue;
-		const char *p = ft_spm_piece(v->spm, id, NULL);
-		v->specials[v->nspecial++] = (struct special){ p, len, id };
-		v->first_byte[(unsigned char)p[0]] = 1;
-	}
-	cJSON_Delete(c);
-}
-
-static void vocab_load(struct vocab *v, const struct opts *o)
+static void vocab_load(struct ft_vocab *v, const struct opts *o)
 {
 	struct ft_err err;
 	ft_err_clear(&err);
-	memset(v, 0, sizeof *v);
-	if (ft_spm_load(&v->spm, o->model_path, 0, &err))
+	cJSON *config = o->config_path ? read_config(o->config_path) : NULL;
+	struct ft_buf warnings;
+	ft_buf_init(&warnings, 0);
+	int rc = ft_vocab_load(v, o->model_path, config, o->config_path, o->prefix_first,
+			       &warnings, &err);
+	cJSON_Delete(config);
+	for (const char *p = warnings.data, *e; p && (e = strchr(p, '\n')); p = e + 1)
+		ft_warn("%.*s", (int)(e - p), p);
+	ft_buf_release(&warnings);
+	if (rc)
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
-	v->vocab_size = ft_spm_vocab_size(v->spm);
-	v->bos = ft_spm_bos_id(v->spm);
-	v->eos = ft_spm_eos_id(v->spm);
-	v->ends_turn = calloc((size_t)v->vocab_size, sizeof *v->ends_turn);
-	v->specials = calloc((size_t)v->vocab_size, sizeof *v->specials);
-	v->user = calloc((size_t)v->vocab_size, sizeof *v->user);
-	if (!v->ends_turn || !v->specials || !v->user)
-		ft_die(FT_EXIT_DATA, "out of memory");
-	for (int id = 0; id < v->vocab_size; id++) {
-		enum ft_spm_type t = ft_spm_type(v->spm, id);
-		if (t != FT_SPM_CONTROL && t != FT_SPM_USER_DEFINED)
-			continue;
-		size_t len;
-		const char *p = ft_spm_piece(v->spm, id, &len);
-		if (!len)
-			continue;
-		struct special sp = { p, len, id };
-		v->specials[v->nspecial++] = sp;
-		v->first_byte[(unsigned char)p[0]] = 1;
-		if (t == FT_SPM_USER_DEFINED)
-			v->user[v->nuser++] = sp;
-	}
-	if (o->config_path)
-		config_specials(v, o->config_path);
-	qsort(v->specials, (size_t)v->nspecial, sizeof *v->specials, cmp_special);
-	v->variant[0] = v->spm;
-	for (int f = 1; f < 4; f++) {
-		if (((f & FT_SPM_PLAIN_USER) && !v->nuser) ||
-		    ((f & FT_SPM_NO_DUMMY_PREFIX) && !o->prefix_first))
-			continue;
-		if (ft_spm_load(&v->variant[f], o->model_path, f, &err))
-			ft_die(FT_EXIT_DATA, "%s", err.msg);
-	}
-	if (v->eos >= 0)
-		v->ends_turn[v->eos] = true;
-	for (int i = 0; i < o->neot; i++) {
-		int id = ft_spm_piece_id(v->spm, o->eot[i], strlen(o->eot[i]));
-		if (id < 0)
+	for (int i = 0; i < o->neot; i++)
+		if (ft_vocab_add_eot(v, o->eot[i]))
 			ft_usage_error("--eot '%s' is not a piece of %s", o->eot[i], o->model_path);
-		v->ends_turn[id] = true;
-	}
-}
-
-static void vocab_release(struct vocab *v)
-{
-	for (int f = 0; f < 4; f++)
-		ft_spm_free(v->variant[f]);
-	free(v->specials);
-	free(v->user);
-	free(v->ends_turn);
-}
-
-/* The special token spelled at text[pos..end), longest first, or NULL. */
-static const struct special *special_at(const struct vocab *v, const char *text, size_t pos,
-					size_t end)
-{
-	if (!v->first_byte[(unsigned char)text[pos]])
-		return NULL;
-	for (int i = 0; i < v->nspecial; i++) {
-		const struct special *s = &v->specials[i];
-		if (s->len <= end - pos && !memcmp(text + pos, s->text, s->len))
-			return s;
-	}
-	return NULL;
-}
-
-static bool spells_user_piece(const struct vocab *v, const char *p, size_t n)
-{
-	for (int i = 0; i < v->nuser; i++)
-		if (memmem(p, n, v->user[i].text, v->user[i].len))
-			return true;
-	return false;
 }
 
 /* ---- batches: lines in, tokenized samples out ------------------------- */
@@ -329,7 +203,7 @@ struct worker {
 
 struct ctx {
 	const struct opts *o;
-	const struct vocab *v;
+	const struct ft_vocab *v;
 	struct worker *workers;
 };
 
@@ -340,72 +214,15 @@ static void batch_tokens_reserve(struct batch *b, size_t extra)
 	size_t cap = b->captok ? b->captok : 1 << 16;
 	while (cap < b->ntok + extra)
 		cap *= 2;
-	b->ids = xrealloc(b->ids, cap * sizeof *b->ids);
-	b->mask = xrealloc(b->mask, cap);
+	b->ids = ft_xrealloc(b->ids, cap * sizeof *b->ids);
+	b->mask = ft_xrealloc(b->mask, cap);
 	b->captok = cap;
-}
-
-/* Encode text[from..to), a run of plain text, appending to w->toks. A run
- * that spells a user-defined piece (possible only in data) is encoded with
- * the model that knows no user-defined pieces; with --dummy-prefix=first,
- * a run after the sample's start without the dummy prefix. */
-static int encode_run(struct worker *w, const struct vocab *v, const char *text, size_t from,
-		      size_t to, struct result *r, struct ft_err *err)
-{
-	if (to <= from)
-		return 0;
-	int f = 0;
-	if (v->nuser && spells_user_piece(v, text + from, to - from)) {
-		f |= FT_SPM_PLAIN_USER;
-		r->plain_user++;
-	}
-	if (v->variant[FT_SPM_NO_DUMMY_PREFIX] && from > 0)
-		f |= FT_SPM_NO_DUMMY_PREFIX;
-	return ft_spm_encode(v->variant[f], text + from, to - from, (uint32_t)from, &w->toks, err);
-}
-
-/* Tokens of one sample into w->toks: specials found in template text, the
- * plain runs between them encoded whole. */
-static int encode_sample(struct worker *w, const struct vocab *v, struct result *r,
-			 struct ft_err *err)
-{
-	const char *text = w->text.data ? w->text.data : "";
-	size_t len = w->text.len;
-	if (len > UINT32_MAX / 2)
-		return ft_err_set(err, FT_E_TOOBIG, "sample text of %zu bytes is too long", len);
-	w->toks.n = 0;
-	size_t run = 0;  /* start of the current run of plain text */
-	for (size_t si = 0; si < w->segs.n; si++) {
-		if (w->segs.v[si].data)
-			continue;
-		/* a stretch of template text: neighbouring template segments join */
-		size_t start = w->segs.v[si].off, end = start + w->segs.v[si].len;
-		while (si + 1 < w->segs.n && !w->segs.v[si + 1].data) {
-			si++;
-			end = w->segs.v[si].off + w->segs.v[si].len;
-		}
-		for (size_t pos = start; pos < end;) {
-			const struct special *s = special_at(v, text, pos, end);
-			if (!s) {
-				pos++;
-				continue;
-			}
-			if (encode_run(w, v, text, run, pos, r, err))
-				return err->code;
-			if (ft_spm_tokens_add(&w->toks, s->id, (uint32_t)pos, (uint32_t)(pos + s->len)))
-				return ft_err_set(err, FT_E_NOMEM, "out of memory");
-			r->specials++;
-			pos += s->len;
-			run = pos;
-		}
-	}
-	return encode_run(w, v, text, run, len, r, err);
 }
 
 static void process_record(struct worker *w, const struct ctx *c, struct batch *b,
 			   const struct ft_line *en, struct result *r)
 {
-	const struct vocab *v = c->v;
+	const struct ft_vocab *v = c->v;
 	const struct opts *o = c->o;
 	cJSON *rec = NULL;
 	struct ft_err *err = &r->err;
@@ -430,11 +247,15 @@ static void process_record(struct worker *w, const struct ctx *c, struct batch *
 	size_t len = w->text.len;
 	if (len > w->cap_trained) {
 		w->cap_trained = len;
-		w->trained = xrealloc(w->trained, len);
+		w->trained = ft_xrealloc(w->trained, len);
 	}
 	for (size_t i = 0; i < w->segs.n; i++)
 		memset(w->trained + w->segs.v[i].off, w->segs.v[i].train, w->segs.v[i].len);
-	if (encode_sample(w, v, r, err))
+	struct ft_encode_stats est;
+	int erc = ft_vocab_encode(v, w->text.data, w->text.len, &w->segs, &w->toks, &est, err);
+	r->specials += est.specials;
+	r->plain_user += est.plain_user;
+	if (erc)
 		return;
 
 	size_t n = w->toks.n;
@@ -505,7 +326,7 @@ static void work(void *batch, int wi, void *arg)
 	struct worker *w = &c->workers[wi];
 	b->ntok = 0;
 	ft_buf_reset(&b->ids_text);
-	b->res = xrealloc(b->res, (size_t)(b->in.n ? b->in.n : 1) * sizeof *b->res);
+	b->res = ft_xrealloc(b->res, (size_t)(b->in.n ? b->in.n : 1) * sizeof *b->res);
 	ft_json_use_arena(&w->arena);
 	for (int i = 0; i < b->in.n; i++) {
 		struct result *r = &b->res[i];
@@ -553,7 +374,7 @@ struct stats {
 
 struct writer {
 	const struct opts *o;
-	const struct vocab *v;
+	const struct ft_vocab *v;
 	struct ft_shard_meta meta;
 	struct ft_shard_writer *cur;
 	char *cur_path;
@@ -592,7 +413,7 @@ static void writer_open_shard(struct writer *w)
 	free(w->cur_path);
 	if (w->stem) {
 		size_t n = strlen(w->stem) + 16;
-		w->cur_path = xrealloc(NULL, n);
+		w->cur_path = ft_xrealloc(NULL, n);
 		snprintf(w->cur_path, n, "%s-%05zu.bin", w->stem, w->npaths);
 	} else {
 		w->cur_path = strdup(w->o->output);
@@ -611,7 +432,7 @@ static void writer_commit_shard(struct writer *w)
 	w->cur = NULL;
 	if (ft_shard_writer_commit(sw, NULL, &err))
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
-	w->paths = xrealloc(w->paths, (w->npaths + 1) * sizeof *w->paths);
+	w->paths = ft_xrealloc(w->paths, (w->npaths + 1) * sizeof *w->paths);
 	w->paths[w->npaths++] = w->cur_path;
 	w->cur_path = NULL;
 	w->st->shards++;
@@ -646,7 +467,7 @@ static void row_add(struct writer *w, const struct doc *d)
 {
 	if (w->nrow_docs == w->cap_row_docs) {
 		w->cap_row_docs = w->cap_row_docs ? 2 * w->cap_row_docs : 16;
-		w->row_docs = xrealloc(w->row_docs, w->cap_row_docs * sizeof *w->row_docs);
+		w->row_docs = ft_xrealloc(w->row_docs, w->cap_row_docs * sizeof *w->row_docs);
 	}
 	w->row_docs[w->nrow_docs++] = (struct ft_shard_doc){
 		.sample = d->sample, .start = w->row_fill, .len = d->len, .flags = d->flags };
@@ -698,8 +519,8 @@ static void pack_window(struct packer *pk, struct writer *w, bool final)
 	if (!n)
 		return;
 	qsort(pk->docs, n, sizeof *pk->docs, cmp_doc_len);
-	pk->bin_fill = xrealloc(pk->bin_fill, n * sizeof *pk->bin_fill);
-	pk->bin_of = xrealloc(pk->bin_of, n * sizeof *pk->bin_of);
+	pk->bin_fill = ft_xrealloc(pk->bin_fill, n * sizeof *pk->bin_fill);
+	pk->bin_of = ft_xrealloc(pk->bin_of, n * sizeof *pk->bin_of);
 	size_t nbins = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t b = 0;
@@ -710,8 +531,8 @@ static void pack_window(struct packer *pk, struct writer *w, bool final)
 		pk->bin_fill[b] += pk->docs[i]->len;
 		pk->bin_of[i] = b;
 	}
-	struct doc **row = xrealloc(NULL, n * sizeof *row);
-	struct doc **carry = xrealloc(NULL, n * sizeof *carry);
+	struct doc **row = ft_xrealloc(NULL, n * sizeof *row);
+	struct doc **carry = ft_xrealloc(NULL, n * sizeof *carry);
 	size_t kept = 0;
 	for (size_t b = 0; b < nbins; b++) {
 		size_t k = 0;
@@ -746,7 +567,7 @@ static void pack_add(struct packer *pk, struct writer *w, struct doc *d)
 {
 	if (pk->n == pk->cap) {
 		pk->cap = pk->cap ? 2 * pk->cap : 256;
-		pk->docs = xrealloc(pk->docs, pk->cap * sizeof *pk->docs);
+		pk->docs = ft_xrealloc(pk->docs, pk->cap * sizeof *pk->docs);
 	}
 	pk->docs[pk->n++] = d;
 	if (pk->n >= pk->window)
@@ -790,13 +611,13 @@ static uint32_t targets(uint8_t *mask, uint32_t n)
 static struct doc *doc_new(unsigned long long sample, const int32_t *ids, const uint8_t *mask,
 			   uint32_t n, uint32_t flags)
 {
-	struct doc *d = xrealloc(NULL, sizeof *d);
+	struct doc *d = ft_xrealloc(NULL, sizeof *d);
 	d->sample = sample;
 	d->len = n;
 	d->flags = flags;
 	d->carried = 0;
-	d->ids = xrealloc(NULL, n * sizeof *ids);
-	d->mask = xrealloc(NULL, n);
+	d->ids = ft_xrealloc(NULL, n * sizeof *ids);
+	d->mask = ft_xrealloc(NULL, n);
 	memcpy(d->ids, ids, n * sizeof *ids);
 	memcpy(d->mask, mask, n);
 	return d;
@@ -1037,7 +858,7 @@ static void summary(const struct stats *st, const struct opts *o)
 
 static void add_str(const char ***v, int *n, const char *s)
 {
-	*v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+	*v = ft_xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
 	(*v)[(*n)++] = s;
 }
 
@@ -1167,7 +988,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 	}
 }
 
-static void writer_init(struct writer *w, const struct opts *o, const struct vocab *v,
+static void writer_init(struct writer *w, const struct opts *o, const struct ft_vocab *v,
 			struct stats *st)
 {
 	memset(w, 0, sizeof *w);
@@ -1198,8 +1019,8 @@ static void writer_init(struct writer *w, const struct opts *o, const struct voc
 		if (!w->stem)
 			ft_die(FT_EXIT_DATA, "out of memory");
 	}
-	w->row_ids = xrealloc(NULL, o->seq_len * sizeof *w->row_ids);
-	w->row_mask = xrealloc(NULL, o->seq_len);
+	w->row_ids = ft_xrealloc(NULL, o->seq_len * sizeof *w->row_ids);
+	w->row_mask = ft_xrealloc(NULL, o->seq_len);
 	ft_buf_init(&w->line, 0);
 	cleanup_writer = w;
 }
@@ -1213,7 +1034,7 @@ static void writer_finish(struct writer *w)
 	if (w->cur)
 		writer_commit_shard(w);
 	if (w->stem) {
-		const char **rel = xrealloc(NULL, w->npaths * sizeof *rel);
+		const char **rel = ft_xrealloc(NULL, w->npaths * sizeof *rel);
 		for (size_t i = 0; i < w->npaths; i++) {
 			const char *slash = strrchr(w->paths[i], '/');
 			rel[i] = slash ? slash + 1 : w->paths[i];
@@ -1246,7 +1067,7 @@ int main(int argc, char **argv)
 	struct opts o = { .window = 2048, .add_bos = true, .policy = TRUNC_RIGHT };
 	parse_args(&o, argc, argv);
 
-	struct vocab v;
+	struct ft_vocab v;
 	vocab_load(&v, &o);
 	struct stats st;
 	memset(&st, 0, sizeof st);
@@ -1375,7 +1196,7 @@ int main(int argc, char **argv)
 	free(pk.bin_fill);
 	free(pk.bin_of);
 	writer_release(&w);
-	vocab_release(&v);
+	ft_vocab_release(&v);
 	free(o.eot);
 	return 0;
 }
