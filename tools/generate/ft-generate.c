@@ -127,6 +127,7 @@ struct job {
 	struct ft_rng rng;
 	enum stop_kind stop;
 	size_t cut;          /* with STOP_STRING: bytes of text kept */
+	bool lead_space;     /* the prompt's trailing whitespace was not encoded */
 	bool done;
 };
 
@@ -136,6 +137,7 @@ struct run {
 	struct ft_vocab vocab;
 	bool have_vocab;
 	bool *eos;               /* per model id: generation stops */
+	bool *spaced;            /* per model id: the piece starts with whitespace */
 	int V;                   /* model vocabulary */
 	int ctx;                 /* max_position_embeddings */
 	struct ft_gen gen;
@@ -264,6 +266,20 @@ static void load_tokenizer(struct run *r)
 		       r->vocab.vocab_size, r->V);
 }
 
+/* Does the piece of id decode to text starting with whitespace: "▁..."
+ * (SentencePiece's space), or a byte piece of a space, tab, CR or LF? */
+static bool starts_with_space(const struct ft_spm *spm, int id)
+{
+	size_t len;
+	const char *p = ft_spm_piece(spm, id, &len);
+	if (!p)
+		return false;
+	if (ft_spm_type(spm, id) == FT_SPM_BYTE)
+		return len == 6 && (!memcmp(p, "<0x20>", 6) || !memcmp(p, "<0x09>", 6) ||
+				    !memcmp(p, "<0x0A>", 6) || !memcmp(p, "<0x0D>", 6));
+	return len >= 3 && !memcmp(p, "\xe2\x96\x81", 3);
+}
+
 /* Generation stops at the tokenizer's EOS and end-of-turn pieces (known
  * ones and --eot) and at the eos_token_id of config.json and
  * generation_config.json. */
@@ -277,12 +293,17 @@ static void stop_tokens(struct run *r)
 	eos_from_config(r, path);
 	snprintf(path, sizeof path, "%s/generation_config.json", r->o->model_dir);
 	eos_from_config(r, path);
+	r->spaced = calloc((size_t)r->V, sizeof *r->spaced);
+	if (!r->spaced)
+		ft_die(FT_EXIT_DATA, "out of memory");
 	if (!r->have_vocab)
 		return;
 	const struct ft_vocab *v = &r->vocab;
-	for (int id = 0; id < v->vocab_size; id++)
+	for (int id = 0; id < v->vocab_size; id++) {
 		if (v->ends_turn[id])
 			r->eos[id] = true;
+		r->spaced[id] = starts_with_space(v->spm, id);
+	}
 	for (size_t i = 0; i < sizeof known_eot / sizeof *known_eot; i++) {
 		int id = ft_spm_piece_id(v->spm, known_eot[i], strlen(known_eot[i]));
 		enum ft_spm_type t = id >= 0 ? ft_spm_type(v->spm, id) : FT_SPM_NORMAL;
@@ -293,15 +314,31 @@ static void stop_tokens(struct run *r)
 
 /* ---- prompts ----------------------------------------------------------- */
 
+/* Does text[from..len) hold only whitespace, and some? */
+static bool only_space(const char *text, size_t from, size_t len)
+{
+	if (from >= len)
+		return false;
+	for (size_t i = from; i < len; i++)
+		if (!strchr(" \t\r\n", text[i]))
+			return false;
+	return true;
+}
+
 /* Tokens of text cut into r->segs, with ft-tokenize's BOS rule, into a new
- * array. */
+ * array. *lead_space: the text ends in whitespace that no token covers
+ * (SentencePiece drops trailing whitespace; in training it is the "▁" that
+ * starts the next token), so the first token generated must start with
+ * whitespace, as it would in the training sample: token healing at the
+ * prompt's end. */
 static int encode_prompt(struct run *r, const char *text, size_t len, int32_t **ids, int *n,
-			 struct ft_err *err)
+			 bool *lead_space, struct ft_err *err)
 {
 	int rc = ft_vocab_encode(&r->vocab, text, len, &r->segs, &r->toks, NULL, err);
 	if (rc)
 		return rc;
 	size_t nt = r->toks.n;
+	*lead_space = only_space(text, nt ? r->toks.end[nt - 1] : 0, len);
 	int bos = r->vocab.bos;
 	bool add = r->o->add_bos && bos >= 0 && (nt == 0 || r->toks.ids[0] != bos);
 	if (nt + add == 0)
@@ -433,7 +470,8 @@ static struct job *job_new(struct run *r, const cJSON *rec, struct ft_err *err)
 	} else {
 		rc = ft_sample_read(rec, &r->text, &r->segs, err);
 		if (!rc)
-			rc = encode_prompt(r, r->text.data, r->text.len, &j->ids, &j->nprompt, err);
+			rc = encode_prompt(r, r->text.data, r->text.len, &j->ids, &j->nprompt,
+					   &j->lead_space, err);
 	}
 	if (rc) {
 		job_free(j);
@@ -566,6 +604,10 @@ static int32_t choose(struct run *r, struct job *j, float *logits)
 	if (r->have_vocab)
 		for (int i = r->vocab.vocab_size; i < r->V; i++)
 			logits[i] = -INFINITY;
+	if (j->ncompl == 0 && j->lead_space)
+		for (int i = 0; i < r->V; i++)
+			if (!r->spaced[i] && !r->eos[i])
+				logits[i] = -INFINITY;
 	double u = r->o->sampling.temperature > 0.0 ? ft_rng_uniform(&j->rng) : 0.0;
 	return ft_gen_pick(logits, r->V, &r->o->sampling, u, r->order);
 }
@@ -769,7 +811,7 @@ static int chat_prompt(struct run *r, struct chat *c, const char *line, struct j
 			r->segs.v[0] = (struct ft_segment){ .off = 0, .len = len, .data = true };
 			r->segs.n = 1;
 		}
-		return encode_prompt(r, line, len, &j->ids, &j->nprompt, err);
+		return encode_prompt(r, line, len, &j->ids, &j->nprompt, &j->lead_space, err);
 	}
 	add_message(c->messages, "user", line);
 	struct ft_tpl_vars *vars = ft_tpl_vars_new();
@@ -792,6 +834,7 @@ static int chat_prompt(struct run *r, struct chat *c, const char *line, struct j
 	if (rc)
 		return rc;
 	return encode_prompt(r, c->render.text.data, c->render.text.len, &j->ids, &j->nprompt,
+			     &j->lead_space,
 			     err);
 }
 
@@ -1051,6 +1094,7 @@ int main(int argc, char **argv)
 	free(r.logits);
 	free(r.order);
 	free(r.eos);
+	free(r.spaced);
 	free(r.queue);
 	free(o.eot);
 	free(o.stop);
