@@ -113,7 +113,7 @@ int ft_data_batch(struct ft_data *d, const uint64_t *rows, int n, struct ft_batc
 			d->doc_starts[nstarts++] = (int32_t)doc->start;
 			for (uint32_t t = doc->start; t < doc->start + doc->len; t++) {
 				tok[t] = (int32_t)ft_shard_token(s, local, t);
-				msk[t] = s->mask[local * s->h.seq_len + t];
+				msk[t] = d->all_tokens ? 1 : s->mask[local * s->h.seq_len + t];
 			}
 			at = doc->start + doc->len;
 		}

@@ -19,6 +19,7 @@ struct ft_data {
 	uint32_t seq_len;
 	uint64_t n_rows;
 	int max_rows;              /* rows per batch at most */
+	bool all_tokens;           /* every document token trained (the shard's mask ignored) */
 	uint64_t *order;           /* n_rows: the current epoch's order */
 	long order_epoch;          /* -1: none yet */
 	int32_t *tokens;           /* max_rows * seq_len */

@@ -25,6 +25,9 @@ const struct ft_recipe_key ft_recipe_keys[] = {
 	  "training shard or shard index from ft-tokenize" },
 	{ "val", FT_RK_PATH, OFF(val), "", 0, 0,
 	  "validation shard or index (empty: no evaluation)" },
+	{ "train_on_inputs", FT_RK_BOOL, OFF(train_on_inputs), "false", 0, 0,
+	  "train on every token of a document, not only those the shard marks trained "
+	  "(continued pretraining)" },
 	{ "output", FT_RK_PATH, OFF(output), NULL, 0, 0,
 	  "run directory: metrics, checkpoints, exports" },
 	{ "method", FT_RK_METHOD, OFF(method), "lora", 0, 0, "lora or full" },

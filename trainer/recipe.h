@@ -25,6 +25,7 @@ enum { FT_TRAIN_NORMS = 1u << 7 };
 struct ft_recipe {
 	/* data and model */
 	char *model, *train, *val, *output;
+	bool train_on_inputs;       /* every document token is a label, not only trained ones */
 	/* method */
 	enum ft_method method;
 	int lora_rank;

@@ -137,6 +137,12 @@ check("a: trainable/total parameters printed",
       re.search(r"trainable \d+ of \d+ parameters", p.stderr) is not None)
 check("a: resolved recipe printed and saved",
       "lora_rank = 8" in p.stderr and "micro_batch = 2" in open("a/recipe.toml").read())
+# ---- train_on_inputs: every document token a label (continued pretraining) --------
+train("all", "--max-steps", "2", "--train-on-inputs", "true")
+S0, S1 = steps(A)[0], steps(metrics("all"))[0]
+check("train_on_inputs: the same rows, more labels: all but each document's first token",
+      S1["tokens"] == S0["tokens"] and S1["trained_tokens"] > S0["trained_tokens"] and
+      0.95 * S1["tokens"] < S1["trained_tokens"] < S1["tokens"], (S0, S1))
 svg = ET.parse("a/loss.svg").getroot()
 check("a: loss.svg is SVG with a curve and 2 evaluation points",
       svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}polyline")) == 1 and

@@ -784,11 +784,13 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	/* data */
 	if (ft_data_open(&u->train, r->train, r->micro_batch, u->model.cfg.vocab_size, &err))
 		die_err(&err);
+	u->train.all_tokens = r->train_on_inputs;
 	uint32_t T = u->train.seq_len;
 	u->has_val = r->val && *r->val;
 	if (u->has_val) {
 		if (ft_data_open(&u->val, r->val, r->micro_batch, u->model.cfg.vocab_size, &err))
 			die_err(&err);
+		u->val.all_tokens = r->train_on_inputs;
 		if (memcmp(u->val.set.shards[0]->h.tokenizer, u->train.set.shards[0]->h.tokenizer,
 			   32) != 0)
 			ft_die(FT_EXIT_DATA, "'%s' and '%s' were made with different tokenizers",
@@ -849,12 +851,16 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		u->use_lora ? "lora" : "full", u->model.cfg.num_layers, u->model.cfg.hidden_size,
 		u->model.cfg.vocab_size, u->tr.numel, total_params,
 		100.0 * (double)u->tr.numel / (double)total_params);
+	const struct ft_shard_set *set = &u->train.set;
 	fprintf(stderr,
-		"ft-train: %llu rows of %u tokens (%llu trained), %ld rows per step, %ld steps "
+		"ft-train: %llu rows of %u tokens (%llu trained%s), %ld rows per step, %ld steps "
 		"per epoch, %ld steps, warmup %ld\n",
 		(unsigned long long)u->train.n_rows, u->train.seq_len,
-		(unsigned long long)u->train.set.n_trained, u->rows_per_step, u->steps_per_epoch,
-		u->total_steps, u->sched.warmup);
+		(unsigned long long)(r->train_on_inputs
+					     ? set->n_rows * u->train.seq_len - set->n_pad
+					     : set->n_trained),
+		r->train_on_inputs ? ": train_on_inputs" : "", u->rows_per_step,
+		u->steps_per_epoch, u->total_steps, u->sched.warmup);
 	if (resuming)
 		fprintf(stderr, "ft-train: resuming from %s at step %ld\n", ckpt, u->step);
 
