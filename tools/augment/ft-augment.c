@@ -1157,7 +1157,8 @@ static void fill(struct input *in)
 			struct ft_err err = { 0 };
 			if (ft_jsonl_open(&in->r, in->files[in->at], 0, o.max_line, &err)) {
 				ft_report(&err, NULL);
-				ft_die(1, "stopped");
+				ft_out_abort_all();
+				exit(FT_EXIT_DATA);
 			}
 		}
 		const char *line;
