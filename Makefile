@@ -96,9 +96,19 @@ $(TRAIN_TSRC:%.c=$(BUILD)/%.o): FT_CPPFLAGS += -Itests/unit
 $(TRAIN_OBJ) $(TRAIN_TOOL) $(TRAIN_TSRC:%.c=$(BUILD)/%.o): \
 	FT_CFLAGS += -fopenmp
 
+# Data parallel over MPI (tools/train/dist.c): ft-train alone is built with
+# -DFT_MPI and linked with libmpi when pkg-config finds an MPI (Debian's
+# libopenmpi-dev; `make MPI=0` builds without). Its headers are -isystem:
+# they do not pass -Werror. Deferred (=): decided when ft-train's files are
+# built, after ensure-deps has installed what was missing.
+MPI         ?= $(shell pkg-config --exists mpi 2>/dev/null && echo 1 || echo 0)
+MPI_CFLAGS   = $(if $(filter 1,$(MPI)),-DFT_MPI $(patsubst -I%,-isystem %,$(shell pkg-config --cflags mpi)))
+MPI_LIBS     = $(if $(filter 1,$(MPI)),$(shell pkg-config --libs mpi))
+$(TRAIN_TOOL): FT_CPPFLAGS += $(MPI_CFLAGS)
+
 $(TRAIN_BIN): $(TRAIN_TOOL) $(TRAIN_OBJ) $(LIBFT)
 	@mkdir -p $(BIN)
-	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(LDLIBS)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(MPI_LIBS) $(LDLIBS)
 
 $(TRAIN_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/train/%.o $(TRAIN_OBJ) $(LIBFT)
 	@mkdir -p $(@D)

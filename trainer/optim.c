@@ -31,8 +31,9 @@ int ft_trainable_add(struct ft_trainable *tr, const struct ft_param *p, float *w
 		tr->t = q;
 		tr->cap = cap;
 	}
-	tr->t[tr->n++] = (struct ft_tensor_ref){ p, w + p->offset, g + p->offset, m + p->offset,
-						  v + p->offset };
+	tr->t[tr->n++] = (struct ft_tensor_ref){ p, w + p->offset, g + p->offset,
+						  m ? m + p->offset : NULL,
+						  v ? v + p->offset : NULL };
 	tr->numel += p->numel;
 	return FT_OK;
 }

@@ -39,7 +39,9 @@ struct ft_trainable {
 	size_t numel;
 };
 
-/* Add parameter p, at p->offset in each of the four blocks. */
+/* Add parameter p, at p->offset in each of the four blocks; m and v may be
+ * NULL where the caller keeps the moments elsewhere (sharded over ranks),
+ * and then ft_adamw_step must not be used. */
 int ft_trainable_add(struct ft_trainable *tr, const struct ft_param *p, float *w, float *g,
 		     float *m, float *v);
 void ft_trainable_release(struct ft_trainable *tr);

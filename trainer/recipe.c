@@ -93,6 +93,8 @@ const struct ft_recipe_key ft_recipe_keys[] = {
 	  "dtype of exported model weights: f32, bf16, f16" },
 	{ "threads", FT_RK_INT, OFF(threads), "0", 0, 4096,
 	  "CPU threads (0: OpenMP's default)" },
+	{ "zero_stage", FT_RK_INT, OFF(zero_stage), "1", 0, 1,
+	  "ranks: 1 shards the AdamW moments (ZeRO-1), 0 keeps them whole on each" },
 };
 const size_t ft_recipe_nkeys = sizeof ft_recipe_keys / sizeof ft_recipe_keys[0];
 

@@ -51,6 +51,7 @@ struct ft_recipe {
 	bool save_best, merge;
 	enum ft_dtype export_dtype;
 	int threads;                /* 0: OpenMP's default */
+	int zero_stage;             /* data parallel: 1 shards the AdamW moments (ZeRO-1) */
 };
 
 enum ft_recipe_type {

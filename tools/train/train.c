@@ -35,6 +35,7 @@
 #include "data.h"
 #include "decoder.h"
 #include "dirs.h"
+#include "dist.h"
 #include "json.h"
 #include "lora.h"
 #include "model.h"
@@ -57,8 +58,25 @@ struct curve {
 	size_t n, cap;
 };
 
+/* A stretch of the gradient block that trains: what the ranks all-reduce. */
+struct span {
+	size_t offset, n;
+};
+
 struct run {
 	const struct ft_recipe *r;
+	int rank, world;              /* this process among the data-parallel ranks */
+	struct span *spans;           /* the trainable stretches of grads, merged */
+	size_t nspans;
+	/* ZeRO-1: the trainable tensors, one after the other, make a flat vector
+	 * of tr.numel values; rank k keeps the AdamW moments of its contiguous
+	 * part [zlo, zhi) alone (zm, zv), updates those weights and sends them
+	 * to the others. mom, var and each tensor's m, v are then NULL. */
+	bool zero;
+	size_t *flat;                 /* tr.n + 1: where each tensor starts */
+	size_t *zcounts, *zdispls;    /* world: each rank's part, for collectives */
+	size_t zlo, zhi;
+	float *zm, *zv;
 	struct ft_model model;
 	struct ft_lora lora;
 	bool use_lora;
@@ -219,11 +237,13 @@ static void setup_trainable(struct run *u)
 	const struct ft_recipe *r = u->r;
 	size_t n = u->use_lora ? u->lora.nfloats : u->model.nfloats;
 	u->grads = calloc(n, sizeof(float));
-	u->mom = calloc(n, sizeof(float));
-	u->var = calloc(n, sizeof(float));
-	if (!u->grads || !u->mom || !u->var)
+	if (!u->zero) {
+		u->mom = calloc(n, sizeof(float));
+		u->var = calloc(n, sizeof(float));
+	}
+	if (!u->grads || (!u->zero && (!u->mom || !u->var)))
 		ft_die(FT_EXIT_DATA, "out of memory for gradients and optimizer state (%zu floats)",
-		       3 * n);
+		       (u->zero ? 1 : 3) * n);
 	if (u->use_lora) {
 		if (ft_lora_point(&u->lora, u->grads, &u->lgw))
 			ft_die(FT_EXIT_DATA, "out of memory");
@@ -246,6 +266,111 @@ static void setup_trainable(struct run *u)
 	}
 	if (u->tr.n == 0)
 		ft_die(FT_EXIT_DATA, "nothing to train: every weight is frozen");
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* The trainable tensors' stretches of the gradient block, sorted and
+ * merged where they touch: one all-reduce each. */
+static void setup_spans(struct run *u)
+{
+	u->spans = calloc(u->tr.n, sizeof *u->spans);
+	if (!u->spans)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (size_t i = 0; i < u->tr.n; i++)
+		u->spans[i] = (struct span){ (size_t)(u->tr.t[i].g - u->grads), u->tr.t[i].p->numel };
+	qsort(u->spans, u->tr.n, sizeof *u->spans, cmp_span);
+	size_t n = 0;
+	for (size_t i = 0; i < u->tr.n; i++) {
+		if (n && u->spans[n - 1].offset + u->spans[n - 1].n == u->spans[i].offset)
+			u->spans[n - 1].n += u->spans[i].n;
+		else
+			u->spans[n++] = u->spans[i];
+	}
+	u->nspans = n;
+}
+
+/* The part of the flat vector rank k keeps under ZeRO-1: an even cut. */
+static size_t zero_cut(const struct run *u, int k)
+{
+	return (size_t)((unsigned long long)u->tr.numel * (unsigned long long)k /
+			(unsigned long long)u->world);
+}
+
+static void setup_zero(struct run *u)
+{
+	u->flat = calloc(u->tr.n + 1, sizeof *u->flat);
+	u->zcounts = calloc((size_t)u->world, sizeof *u->zcounts);
+	u->zdispls = calloc((size_t)u->world, sizeof *u->zdispls);
+	if (!u->flat || !u->zcounts || !u->zdispls)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (size_t i = 0; i < u->tr.n; i++)
+		u->flat[i + 1] = u->flat[i] + u->tr.t[i].p->numel;
+	for (int k = 0; k < u->world; k++) {
+		u->zdispls[k] = zero_cut(u, k);
+		u->zcounts[k] = zero_cut(u, k + 1) - zero_cut(u, k);
+	}
+	u->zlo = u->zdispls[u->rank];
+	u->zhi = u->zlo + u->zcounts[u->rank];
+	size_t n = u->zhi - u->zlo;
+	u->zm = calloc(n ? n : 1, sizeof(float));
+	u->zv = calloc(n ? n : 1, sizeof(float));
+	if (!u->zm || !u->zv)
+		ft_die(FT_EXIT_DATA, "out of memory for optimizer state (%zu floats)", 2 * n);
+}
+
+/* The overlap [*a, *b) of tensor i with rank k's part of the flat vector;
+ * false when empty. */
+static bool zero_overlap(const struct run *u, size_t i, int k, size_t *a, size_t *b)
+{
+	size_t lo = u->zdispls[k], hi = lo + u->zcounts[k];
+	*a = u->flat[i] > lo ? u->flat[i] : lo;
+	*b = u->flat[i + 1] < hi ? u->flat[i + 1] : hi;
+	return *a < *b;
+}
+
+/* ZeRO-1's optimizer step: ft_adamw_step's arithmetic on this rank's part,
+ * element for element, then every rank's updated weights to all. */
+static void zero_step(struct run *u, double lr, double grad_norm)
+{
+	const struct ft_adamw *a = &u->adamw;
+	bool clip = a->max_grad_norm > 0.0 && grad_norm > a->max_grad_norm;
+	float c = clip ? (float)(a->max_grad_norm / (grad_norm + 1e-6)) : 1.0f;
+	for (size_t i = 0; i < u->tr.n; i++) {
+		const struct ft_tensor_ref *t = &u->tr.t[i];
+		size_t lo, hi;
+		if (!zero_overlap(u, i, u->rank, &lo, &hi))
+			continue;
+		size_t off = lo - u->flat[i], n = hi - lo;
+		float *g = t->g + off;
+		if (clip) {
+#pragma omp parallel for schedule(static)
+			for (size_t k = 0; k < n; k++)
+				g[k] *= c;
+		}
+		u->dec.ops->adamw(t->w + off, g, u->zm + (lo - u->zlo), u->zv + (lo - u->zlo), n,
+				  (float)lr, (float)a->beta1, (float)a->beta2, (float)a->eps,
+				  t->p->decay ? (float)a->weight_decay : 0.0f, (int)(u->step + 1));
+	}
+	size_t *counts = calloc((size_t)u->world, sizeof *counts);
+	size_t *displs = calloc((size_t)u->world, sizeof *displs);
+	if (!counts || !displs)
+		ft_die(FT_EXIT_DATA, "out of memory");
+	for (size_t i = 0; i < u->tr.n; i++) {
+		for (int k = 0; k < u->world; k++) {
+			size_t lo, hi;
+			bool some = zero_overlap(u, i, k, &lo, &hi);
+			counts[k] = some ? hi - lo : 0;
+			displs[k] = some ? lo - u->flat[i] : 0;
+		}
+		ft_dist_allgather_float(u->tr.t[i].w, counts, displs);
+	}
+	free(counts);
+	free(displs);
 }
 
 /* ---- checkpoints ---------------------------------------------------------- */
@@ -313,9 +438,25 @@ static void data_fingerprint(const struct ft_data *d, char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* Called on every rank; the lead rank alone writes (under ZeRO-1, after
+ * gathering every rank's moments: the checkpoint is the same either way). */
 static void save_checkpoint(struct run *u)
 {
 	const struct ft_recipe *r = u->r;
+	float *all_m = NULL, *all_v = NULL;
+	if (u->zero) {
+		if (u->rank == 0) {
+			all_m = malloc(u->tr.numel * sizeof(float));
+			all_v = malloc(u->tr.numel * sizeof(float));
+			if (!all_m || !all_v)
+				ft_die(FT_EXIT_DATA, "out of memory gathering the optimizer state "
+				       "(%zu floats)", 2 * u->tr.numel);
+		}
+		ft_dist_gather_float(all_m, u->zm, u->zcounts, u->zdispls, 0);
+		ft_dist_gather_float(all_v, u->zv, u->zcounts, u->zdispls, 0);
+	}
+	if (u->rank != 0)
+		return;
 	struct ft_err err = { 0 };
 	char final[4096], tmp[4096], path[4096];
 	/* the metrics so far reach the disk before the checkpoint that covers them */
@@ -341,16 +482,20 @@ static void save_checkpoint(struct run *u)
 		const struct ft_tensor_ref *t = &u->tr.t[i];
 		char name[256];
 		snprintf(name, sizeof name, "exp_avg.%s", t->p->name);
-		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, t->m, &err))
+		const float *m = u->zero ? all_m + u->flat[i] : t->m;
+		const float *v = u->zero ? all_v + u->flat[i] : t->v;
+		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, m, &err))
 			die_err(&err);
 		snprintf(name, sizeof name, "exp_avg_sq.%s", t->p->name);
-		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, t->v, &err))
+		if (ft_st_writer_add(&w, name, FT_DT_F32, t->p->shape, t->p->ndim, v, &err))
 			die_err(&err);
 	}
 	path_join(path, sizeof path, tmp, "optimizer.safetensors");
 	if (ft_st_writer_commit(&w, path, &err))
 		die_err(&err);
 	ft_st_writer_release(&w);
+	free(all_m);
+	free(all_v);
 
 	struct ft_buf s;
 	ft_buf_init(&s, 1 << 20);
@@ -368,9 +513,10 @@ static void save_checkpoint(struct run *u)
 		ft_buf_printf(&s, "  \"best_val_loss\": %s,\n  \"best_step\": %ld,\n", num,
 			      u->best_step);
 	}
-	ft_buf_printf(&s, "  \"method\": \"%s\",\n  \"seed\": %ld,\n  \"rows_per_step\": %ld,\n"
+	ft_buf_printf(&s, "  \"method\": \"%s\",\n  \"seed\": %ld,\n  \"world_size\": %d,\n"
+			  "  \"rows_per_step\": %ld,\n"
 			  "  \"train_rows\": %llu,\n  \"train_fingerprint\": \"%s\"\n}\n",
-		      u->use_lora ? "lora" : "full", r->seed, u->rows_per_step,
+		      u->use_lora ? "lora" : "full", r->seed, u->world, u->rows_per_step,
 		      (unsigned long long)u->train.n_rows, fp);
 	path_join(path, sizeof path, tmp, "trainer_state.json");
 	write_file(path, s.data, s.len);
@@ -429,6 +575,14 @@ static cJSON *read_state(const struct run *u, const char *dir)
 	if (!cJSON_IsString(m) || strcmp(m->valuestring, method) != 0)
 		ft_die(FT_EXIT_DATA, "'%s': the checkpoint is of another method (this run: %s)", path,
 		       method);
+	/* each rank's rows, the dropout masks and the summation order depend on
+	 * the rank count: only the same count continues the same run */
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(root, "world_size");
+	long world = ws ? state_long(root, "world_size", path) : 1;
+	if (world != u->world)
+		ft_die(FT_EXIT_DATA, "'%s': the checkpoint was written by a run of %ld rank%s; this "
+		       "run has %d (resume with the same count: mpirun -np %ld)", path, world,
+		       world == 1 ? "" : "s", u->world, world);
 	char fp[17];
 	data_fingerprint(&u->train, fp);
 	const cJSON *tf = state_field(root, "train_fingerprint", path);
@@ -448,8 +602,21 @@ static void load_optimizer(struct run *u, const char *dir)
 	struct ft_st_file f;
 	if (ft_st_open(&f, path, &err))
 		die_err(&err);
+	/* ZeRO-1: each tensor whole, then this rank's part of it */
+	float *whole = NULL;
+	if (u->zero) {
+		size_t most = 1;
+		for (size_t i = 0; i < u->tr.n; i++)
+			if (u->tr.t[i].p->numel > most)
+				most = u->tr.t[i].p->numel;
+		if (!(whole = malloc(most * sizeof *whole)))
+			ft_die(FT_EXIT_DATA, "out of memory");
+	}
 	for (size_t i = 0; i < u->tr.n; i++) {
 		const struct ft_tensor_ref *t = &u->tr.t[i];
+		size_t lo = 0, hi = 0;
+		if (u->zero && !zero_overlap(u, i, u->rank, &lo, &hi))
+			continue;
 		for (int k = 0; k < 2; k++) {
 			char name[256];
 			snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", t->p->name);
@@ -459,10 +626,14 @@ static void load_optimizer(struct run *u, const char *dir)
 				       "change?)", path, name);
 			if (st->numel != t->p->numel)
 				ft_die(FT_EXIT_DATA, "'%s': '%s' has the wrong shape", path, name);
-			if (ft_st_to_f32(st, k ? t->v : t->m, t->p->numel, &err))
+			if (ft_st_to_f32(st, u->zero ? whole : k ? t->v : t->m, t->p->numel, &err))
 				die_err(&err);
+			if (u->zero)
+				memcpy((k ? u->zv : u->zm) + (lo - u->zlo), whole + (lo - u->flat[i]),
+				       (hi - lo) * sizeof *whole);
 		}
 	}
+	free(whole);
 	if (f.ntensors != 2 * u->tr.n)
 		ft_die(FT_EXIT_DATA, "'%s': %zu tensors, this run trains %zu", path, f.ntensors,
 		       u->tr.n);
@@ -537,43 +708,70 @@ static const uint64_t *step_rows(struct run *u, long s, long *n)
 	return order + first;
 }
 
+/* One optimizer step. Its rows are cut into micro-batches of micro_batch
+ * rows; rank k of N runs micro-batches k*grad_accum .. (k+1)*grad_accum-1
+ * (the last step of an epoch may leave a rank fewer, or none). The trained
+ * labels of every rank are counted first and summed, so each label weighs
+ * 1/(all trained labels of the step) whatever the rank count; then the
+ * gradients are summed over the ranks and every rank applies the same
+ * update. A micro-batch's dropout masks follow its index in the step, not
+ * the rank that runs it. *stop says whether any rank was asked to stop. */
 static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
-		       long *trained_out, unsigned long long *tokens)
+		       long *trained_out, unsigned long long *tokens, bool *stop)
 {
 	const struct ft_recipe *r = u->r;
 	struct ft_err err = { 0 };
 	struct ft_batch b;
 	long n;
 	const uint64_t *rows = step_rows(u, u->step, &n);
-	long trained = 0;
-	for (long i = 0; i < n; i += r->micro_batch) {
-		int m = (int)(n - i < r->micro_batch ? n - i : r->micro_batch);
+	long mb = r->micro_batch, n_micro = (n + mb - 1) / mb;
+	long first = (long)u->rank * r->grad_accum, last = first + r->grad_accum;
+	if (last > n_micro)
+		last = n_micro;
+	bool dropout = u->use_lora && u->lora.cfg.dropout > 0.0;
+	uint64_t dropout0 = u->dec.dropout_step;
+	long local[2] = { 0, stop_requested };   /* trained labels, stop asked */
+	for (long j = first; j < last; j++) {
+		long i = j * mb;
+		int m = (int)(n - i < mb ? n - i : mb);
 		if (ft_data_batch(&u->train, rows + i, m, &b, &err))
 			die_err(&err);
-		trained += ft_batch_trained(&b);
+		local[0] += ft_batch_trained(&b);
 	}
+	long mine = local[0];
+	ft_dist_sum_long(local, 2);
+	long trained = local[0];
+	*stop = local[1] != 0;
 	ft_trainable_zero_grad(&u->tr);
 	float scale = 1.0f / (float)(trained > 0 ? trained : 1);
-	double loss_sum = 0.0;
+	double sums[2] = { 0.0, 0.0 };   /* loss, positions computed */
 	long counted = 0;
-	*tokens = 0;
-	for (long i = 0; i < n; i += r->micro_batch) {
-		int m = (int)(n - i < r->micro_batch ? n - i : r->micro_batch);
+	for (long j = first; j < last; j++) {
+		long i = j * mb;
+		int m = (int)(n - i < mb ? n - i : mb);
 		if (ft_data_batch(&u->train, rows + i, m, &b, &err))
 			die_err(&err);
+		if (dropout)
+			u->dec.dropout_step = dropout0 + (uint64_t)j;
 		double ls;
 		long c;
 		if (ft_decoder_forward_backward(&u->dec, &b, scale, u->use_lora ? NULL : &u->gw,
 						u->use_lora ? &u->lgw : NULL, &ls, &c, &err))
 			ft_die(FT_EXIT_DATA, "step %ld: %s", u->step + 1, err.msg);
-		loss_sum += ls;
+		sums[0] += ls;
 		counted += c;
-		*tokens += (unsigned long long)b.B * (unsigned long long)b.T;
+		sums[1] += (double)b.B * (double)b.T;
 	}
-	if (counted != trained)
+	if (dropout)
+		u->dec.dropout_step = dropout0 + (uint64_t)n_micro;
+	if (counted != mine)
 		ft_die(FT_EXIT_DATA, "step %ld: %ld trained tokens counted, %ld seen (bug)",
-		       u->step + 1, trained, counted);
-	*loss = trained ? loss_sum / (double)trained : 0.0;
+		       u->step + 1, mine, counted);
+	for (size_t k = 0; k < u->nspans; k++)
+		ft_dist_sum_float(u->grads + u->spans[k].offset, u->spans[k].n);
+	ft_dist_sum_double(sums, 2);
+	*tokens = (unsigned long long)sums[1];
+	*loss = trained ? sums[0] / (double)trained : 0.0;
 	*trained_out = trained;
 	if (!isfinite(*loss))
 		ft_die(FT_EXIT_DATA, "step %ld: the loss is %s; stopping (last checkpoint kept)",
@@ -584,7 +782,9 @@ static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
 		       "checkpoint kept)", u->step + 1, bad->p->name);
 	*gnorm = ft_trainable_grad_norm(&u->tr);
 	*lr = ft_lr_at(&u->sched, u->step);
-	if (trained)
+	if (trained && u->zero)
+		zero_step(u, *lr, *gnorm);
+	else if (trained)
 		ft_adamw_step(u->dec.ops, &u->tr, &u->adamw, *lr, u->step + 1, *gnorm);
 	/* a weight can overflow to infinity in the update itself */
 	if ((bad = ft_trainable_nonfinite(&u->tr, true)))
@@ -592,6 +792,8 @@ static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
 		       "(last checkpoint kept)", u->step + 1, bad->p->name);
 }
 
+/* The validation loss over the first eval_rows rows: micro-batch j runs on
+ * rank j mod N, and the sums meet on every rank. */
 static void evaluate(struct run *u, double *loss, long *count)
 {
 	const struct ft_recipe *r = u->r;
@@ -602,7 +804,8 @@ static void evaluate(struct run *u, double *loss, long *count)
 	const uint64_t *order = ft_data_order(&u->val, 0, false, 0);
 	double sum = 0.0;
 	long total = 0;
-	for (uint64_t i = 0; i < rows; i += (uint64_t)r->micro_batch) {
+	uint64_t stride = (uint64_t)r->micro_batch * (uint64_t)u->world;
+	for (uint64_t i = (uint64_t)r->micro_batch * (uint64_t)u->rank; i < rows; i += stride) {
 		int m = (int)(rows - i < (uint64_t)r->micro_batch ? rows - i : (uint64_t)r->micro_batch);
 		struct ft_batch b;
 		if (ft_data_batch(&u->val, order + i, m, &b, &err))
@@ -614,6 +817,8 @@ static void evaluate(struct run *u, double *loss, long *count)
 		sum += ls;
 		total += c;
 	}
+	ft_dist_sum_double(&sum, 1);
+	ft_dist_sum_long(&total, 1);
 	*loss = total ? sum / (double)total : NAN;
 	*count = total;
 }
@@ -707,6 +912,26 @@ static void check_tokenizer(const struct run *u)
 		ft_warn("warning: '%s' is not the tokenizer the shards were made with", path);
 }
 
+/* Every rank must run the same recipe on the same rows: compare a hash of
+ * the resolved recipe and the data with the lead rank's. */
+static void check_same_run(const struct run *u)
+{
+	struct ft_buf text;
+	ft_buf_init(&text, 1 << 20);
+	char fp[17];
+	data_fingerprint(&u->train, fp);
+	if (ft_recipe_write(u->r, &text) || ft_buf_printf(&text, "%s\n", fp))
+		ft_die(FT_EXIT_DATA, "out of memory");
+	uint8_t mine[32], lead[32];
+	ft_sha256(text.data, text.len, mine);
+	ft_buf_release(&text);
+	memcpy(lead, mine, sizeof lead);
+	ft_dist_bcast(lead, sizeof lead, 0);
+	if (memcmp(lead, mine, sizeof mine) != 0)
+		ft_die(FT_EXIT_DATA, "this rank's recipe or training data differ from rank 0's "
+		       "(every rank must run the same command on the same files)");
+}
+
 /* Find the checkpoint to resume from: DIR as given, or the latest in OUT. */
 static bool resume_dir(const char *resume, const char *ckdir, char *out, size_t size)
 {
@@ -733,20 +958,35 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	struct run run = { .r = r, .best_step = -1, .best_val = INFINITY };
 	struct run *u = &run;
 	struct ft_err err = { 0 };
+	ft_dist_init();
+	u->rank = ft_dist_rank();
+	u->world = ft_dist_size();
+	bool lead = u->rank == 0;   /* the rank that writes: metrics, checkpoints, exports */
+	static char progname[64];
+	if (u->world > 1) {
+		snprintf(progname, sizeof progname, "%s (rank %d)", ft_progname, u->rank);
+		ft_progname = progname;
+	}
 	if (ft_recipe_check(r, &err))
 		ft_usage_error("%s", err.msg);
 	if (r->threads)
 		omp_set_num_threads(r->threads);
 	/* OpenBLAS keeps its own pool: the same count, so threads = 1 means one */
 	openblas_set_num_threads(omp_get_max_threads());
-	if (ft_dir_make(r->output, &err))
-		die_err(&err);
 	path_join(u->ckdir, sizeof u->ckdir, r->output, "checkpoints");
-	if (ft_dir_make(u->ckdir, &err))
-		die_err(&err);
-	char ckpt[4096];
-	bool resuming = resume_dir(resume, u->ckdir, ckpt, sizeof ckpt);
+	char ckpt[4096] = "";
+	bool resuming = false;
+	if (lead) {
+		if (ft_dir_make(r->output, &err) || ft_dir_make(u->ckdir, &err))
+			die_err(&err);
+		resuming = resume_dir(resume, u->ckdir, ckpt, sizeof ckpt);
+	}
+	/* every rank resumes from the checkpoint the lead chose (a shared file
+	 * system holds the run directory) */
+	ft_dist_bcast(&resuming, sizeof resuming, 0);
+	ft_dist_bcast(ckpt, sizeof ckpt, 0);
 	u->use_lora = r->method == FT_METHOD_LORA;
+	u->zero = u->world > 1 && r->zero_stage == 1;
 
 	/* the model: the base, or for full fine-tuning the checkpoint's weights */
 	struct ft_buf cfg;
@@ -780,6 +1020,9 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		}
 	}
 	setup_trainable(u);
+	setup_spans(u);
+	if (u->zero)
+		setup_zero(u);
 
 	/* data */
 	if (ft_data_open(&u->train, r->train, r->micro_batch, u->model.cfg.vocab_size, &err))
@@ -799,11 +1042,13 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 			T = u->val.seq_len;
 	}
 	check_tokenizer(u);
+	if (u->world > 1)
+		check_same_run(u);
 	if (ft_decoder_init(&u->dec, &ft_ops_cpu, &u->model, u->use_lora ? &u->lora : NULL,
 			    r->micro_batch, (int)T, &err))
 		die_err(&err);
 
-	u->rows_per_step = (long)r->micro_batch * r->grad_accum;
+	u->rows_per_step = (long)r->micro_batch * r->grad_accum * u->world;
 	u->steps_per_epoch = (long)((u->train.n_rows + (uint64_t)u->rows_per_step - 1) /
 				    (uint64_t)u->rows_per_step);
 	u->total_steps = r->max_steps ? r->max_steps : (long)r->epochs * u->steps_per_epoch;
@@ -835,43 +1080,54 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 			       u->step, u->total_steps);
 	}
 
-	/* the resolved recipe, where the run stands, and the metrics file */
-	struct ft_buf text;
-	ft_buf_init(&text, 1 << 20);
-	if (ft_recipe_write(r, &text))
-		ft_die(FT_EXIT_DATA, "out of memory");
-	path_join(path, sizeof path, r->output, "recipe.toml");
-	write_file(path, text.data, text.len);
-	fputs(text.data, stderr);
-	ft_buf_release(&text);
-	size_t total_params = u->model.nfloats + (u->use_lora ? u->lora.nfloats : 0);
-	fprintf(stderr,
-		"ft-train: %s, %d layers, hidden %d, vocab %d; trainable %zu of %zu parameters "
-		"(%.4f%%)\n",
-		u->use_lora ? "lora" : "full", u->model.cfg.num_layers, u->model.cfg.hidden_size,
-		u->model.cfg.vocab_size, u->tr.numel, total_params,
-		100.0 * (double)u->tr.numel / (double)total_params);
-	const struct ft_shard_set *set = &u->train.set;
-	fprintf(stderr,
-		"ft-train: %llu rows of %u tokens (%llu trained%s), %ld rows per step, %ld steps "
-		"per epoch, %ld steps, warmup %ld\n",
-		(unsigned long long)u->train.n_rows, u->train.seq_len,
-		(unsigned long long)(r->train_on_inputs
-					     ? set->n_rows * u->train.seq_len - set->n_pad
-					     : set->n_trained),
-		r->train_on_inputs ? ": train_on_inputs" : "", u->rows_per_step,
-		u->steps_per_epoch, u->total_steps, u->sched.warmup);
-	if (resuming)
-		fprintf(stderr, "ft-train: resuming from %s at step %ld\n", ckpt, u->step);
+	/* the resolved recipe, where the run stands, and the metrics file: the
+	 * lead rank's alone */
+	if (lead) {
+		struct ft_buf text;
+		ft_buf_init(&text, 1 << 20);
+		if (ft_recipe_write(r, &text))
+			ft_die(FT_EXIT_DATA, "out of memory");
+		path_join(path, sizeof path, r->output, "recipe.toml");
+		write_file(path, text.data, text.len);
+		fputs(text.data, stderr);
+		ft_buf_release(&text);
+		size_t total_params = u->model.nfloats + (u->use_lora ? u->lora.nfloats : 0);
+		fprintf(stderr,
+			"ft-train: %s, %d layers, hidden %d, vocab %d; trainable %zu of %zu parameters "
+			"(%.4f%%)\n",
+			u->use_lora ? "lora" : "full", u->model.cfg.num_layers, u->model.cfg.hidden_size,
+			u->model.cfg.vocab_size, u->tr.numel, total_params,
+			100.0 * (double)u->tr.numel / (double)total_params);
+		const struct ft_shard_set *set = &u->train.set;
+		fprintf(stderr,
+			"ft-train: %llu rows of %u tokens (%llu trained%s), %ld rows per step, %ld steps "
+			"per epoch, %ld steps, warmup %ld\n",
+			(unsigned long long)u->train.n_rows, u->train.seq_len,
+			(unsigned long long)(r->train_on_inputs
+						     ? set->n_rows * u->train.seq_len - set->n_pad
+						     : set->n_trained),
+			r->train_on_inputs ? ": train_on_inputs" : "", u->rows_per_step,
+			u->steps_per_epoch, u->total_steps, u->sched.warmup);
+		if (u->world > 1)
+			fprintf(stderr, "ft-train: %d ranks, each %d x %d rows per step\n", u->world,
+				r->micro_batch, r->grad_accum);
+		if (u->zero)
+			fprintf(stderr, "ft-train: ZeRO-1: each rank keeps the AdamW moments of %zu of "
+				"%zu parameters: %.1f MiB instead of %.1f MiB\n", u->zhi - u->zlo,
+				u->tr.numel, 8.0 * (double)(u->zhi - u->zlo) / 1048576.0,
+				8.0 * (double)u->tr.numel / 1048576.0);
+		if (resuming)
+			fprintf(stderr, "ft-train: resuming from %s at step %ld\n", ckpt, u->step);
 
-	path_join(path, sizeof path, r->output, "metrics.jsonl");
-	if (resuming)
-		trim_metrics(u, path);
-	else
-		write_file(path, "", 0);
-	/* appended to in place, a line per step: ft_out would replace it */
-	if (!(u->metrics = fopen(path, "a")))
-		ft_die(FT_EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+		path_join(path, sizeof path, r->output, "metrics.jsonl");
+		if (resuming)
+			trim_metrics(u, path);
+		else
+			write_file(path, "", 0);
+		/* appended to in place, a line per step: ft_out would replace it */
+		if (!(u->metrics = fopen(path, "a")))
+			ft_die(FT_EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -882,7 +1138,8 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		double loss, gnorm, lr;
 		long trained;
 		unsigned long long tokens;
-		train_step(u, &loss, &gnorm, &lr, &trained, &tokens);
+		bool stop;
+		train_step(u, &loss, &gnorm, &lr, &trained, &tokens, &stop);
 		u->step++;
 		u->tokens_seen += tokens;
 		u->tokens_run += tokens;
@@ -891,13 +1148,15 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		double tok_s = t > 0 ? (double)u->tokens_run / t : 0.0;
 		double epoch = (double)u->step / (double)u->steps_per_epoch;
 		char b1[32], b2[32], b3[32], b4[32], b5[32];
-		metrics_line(u, "{\"step\": %ld, \"epoch\": %s, \"loss\": %s, \"lr\": %s, "
+		if (lead)
+			metrics_line(u, "{\"step\": %ld, \"epoch\": %s, \"loss\": %s, \"lr\": %s, "
 			     "\"grad_norm\": %s, \"trained_tokens\": %ld, \"tokens\": %llu, "
 			     "\"tok_s\": %.1f, \"elapsed_s\": %s}",
 			     u->step, fmt(epoch, b1), fmt(loss, b2), fmt(lr, b3), fmt(gnorm, b4),
 			     trained, tokens, tok_s, fmt(u->elapsed, b5));
-		curve_add(&u->train_curve, (double)u->step, loss);
-		if (u->step % r->log_every == 0 || u->step == u->total_steps) {
+		if (lead)
+			curve_add(&u->train_curve, (double)u->step, loss);
+		if (lead && (u->step % r->log_every == 0 || u->step == u->total_steps)) {
 			char eta[32];
 			double per = t / (double)(u->step - first_step);
 			format_duration(per * (double)(u->total_steps - u->step), eta, sizeof eta);
@@ -922,27 +1181,30 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 				u->best_step = u->step;
 				save |= r->save_best;
 			}
-			metrics_line(u, "{\"step\": %ld, \"eval_loss\": %s, \"eval_ppl\": %s, "
-				     "\"eval_tokens\": %ld}",
-				     u->step, fmt(vl, b1), fmt(exp(vl), b2), vc);
-			curve_add(&u->val_curve, (double)u->step, vl);
-			fprintf(stderr, "eval step %ld | loss %.4f | ppl %.3f%s\n", u->step, vl,
-				exp(vl), best ? " | best" : "");
+			if (lead) {
+				metrics_line(u, "{\"step\": %ld, \"eval_loss\": %s, \"eval_ppl\": %s, "
+					     "\"eval_tokens\": %ld}",
+					     u->step, fmt(vl, b1), fmt(exp(vl), b2), vc);
+				curve_add(&u->val_curve, (double)u->step, vl);
+				fprintf(stderr, "eval step %ld | loss %.4f | ppl %.3f%s\n", u->step, vl,
+					exp(vl), best ? " | best" : "");
+			}
 		}
-		if (save || stop_requested)
+		if (save || stop)
 			save_checkpoint(u);
-		if (stop_requested) {
-			fprintf(stderr, "ft-train: interrupted at step %ld; checkpoint written, "
-				"--resume continues\n", u->step);
+		if (stop) {
+			if (lead)
+				fprintf(stderr, "ft-train: interrupted at step %ld; checkpoint written, "
+					"--resume continues\n", u->step);
 			status = 130;
 			break;
 		}
 	}
-	if (first_step == u->total_steps)
+	if (lead && first_step == u->total_steps)
 		fprintf(stderr, "ft-train: the checkpoint is at the last step already\n");
-	if (fclose(u->metrics) != 0)
+	if (lead && fclose(u->metrics) != 0)
 		ft_die(FT_EXIT_DATA, "cannot write metrics: %s", strerror(errno));
-	if (status == FT_EXIT_OK) {
+	if (lead && status == FT_EXIT_OK) {
 		write_plot(u);
 		export_all(u);
 		if (u->best_step >= 0)
@@ -963,10 +1225,19 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	free(u->grads);
 	free(u->mom);
 	free(u->var);
+	free(u->spans);
+	free(u->flat);
+	free(u->zcounts);
+	free(u->zdispls);
+	free(u->zm);
+	free(u->zv);
 	free(u->config_text);
 	free(u->train_curve.x);
 	free(u->train_curve.y);
 	free(u->val_curve.x);
 	free(u->val_curve.y);
+	/* the job ends together: no rank leaves while the lead still writes */
+	ft_dist_barrier();
+	ft_dist_finalize();
 	return status;
 }
