@@ -50,18 +50,9 @@ HOTEL = os.path.join(SHARED, "data", "hotel", "dialogs.jsonl.gz")
 LEXICON = os.path.join(ROOT, "examples", "crosswoz", "lexicon.tsv")
 MODEL = "gpt-aug-test"
 
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
-    return ok
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 # ---- helpers --------------------------------------------------------------------
@@ -1273,5 +1264,4 @@ finally:
                 p.kill()
     shutil.rmtree(TMP, ignore_errors=True)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

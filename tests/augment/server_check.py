@@ -41,17 +41,10 @@ import server as S  # noqa: E402  (for fmt_duration only)
 PY = sys.executable
 KEY = "sk-test-9f3c1e77d2b04a51XYZ"
 KEY2 = "sk-file-key-0a1b2c3d4e5f"
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
+import checks  # noqa: E402
 
 
 # ---- helpers --------------------------------------------------------------------
@@ -651,9 +644,8 @@ finally:
             p.kill()
             p.wait()
 
-if failed:
+if checks.failed:
     print(f"server logs and stderr kept in {TMP}")
 else:
     shutil.rmtree(TMP, ignore_errors=True)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

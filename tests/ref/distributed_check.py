@@ -40,17 +40,9 @@ FT_TRAIN = os.path.join(BIN, "ft-train")
 TOL = 1e-5
 TOL_ELEM = 1e-4
 LIMIT = 60     # seconds a failing job may take to end
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, timeout=600, env=None):
@@ -287,5 +279,4 @@ check("SIGTERM to rank 1 stops every rank with a checkpoint (status 130)",
       found and ended and code == 130 and len(cks) == 1 and "interrupted at step" in err,
       f"found {found}, ended {ended}, exit {code}, {cks}: {err[-1500:]}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

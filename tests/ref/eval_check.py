@@ -21,16 +21,9 @@ TESTDATA = os.environ.get("TESTDATA", os.path.join(os.path.dirname(__file__), ".
 SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 TOL = 1e-12
 
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what, detail)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 # ---- the references --------------------------------------------------------
@@ -466,8 +459,7 @@ def main():
             recs = random_records(random.Random(seed), 1500)
             compare_run(f"random set {seed}", recs, tmp, by=("source_id", "turn", "meta.model"))
         check_hotel(tmp, rng)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -31,16 +31,9 @@ KEYS = {"name", "type", "facilities", "price_range_lower", "price_range_upper",
 TYPES = {"经济型", "舒适型", "高档型", "豪华型"}
 RECORD_KEYS = ["name", "type", "address", "subway", "phone", "facilities",
                "price", "rating", "hotel_id"]
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(args, python=True):
@@ -112,8 +105,7 @@ def main():
         body(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 def body(tmp):

@@ -24,17 +24,9 @@ BIN, SHARED, WORK = sys.argv[1:4]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 HF = os.path.join(ROOT, "tests", "data", "hf")
 GEN = os.path.join(BIN, "ft-generate")
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, **kw):
@@ -230,5 +222,4 @@ check("--interactive -T: a reply per line", len(p.stdout.splitlines()) == 2, p.s
 p = run(GEN, "-m", "base", "-n", "64", "-b", "8", "prompts.jsonl")
 print("speed:", p.stderr.strip().splitlines()[-1])
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

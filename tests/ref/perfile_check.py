@@ -43,23 +43,13 @@ MODEL = os.path.join(SHARED, "tokenizers", "chinese-20k.model")
 HOTEL = os.path.join(SHARED, "data", "hotel", "dialogs.jsonl.gz")
 EX = os.path.join(ROOT, "examples", "crosswoz")
 NFILES = 4
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
-    return ok
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def finish():
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(summary())
 
 
 ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), LC_ALL="C.UTF-8",

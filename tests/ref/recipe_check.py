@@ -19,18 +19,9 @@ import sys
 ROOT, BIN, SHARED, WORK = sys.argv[1:5]
 OUT = os.path.join(WORK, "run")
 STEPS, PROMPTS, MAX_NEW = 2, 6, 24
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
-    return ok
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def raw_lines(name):
@@ -53,8 +44,7 @@ p = subprocess.run([os.path.join(ROOT, "examples", "crosswoz", "run.sh")], env=e
 if not check("run.sh exits 0 and says where the report is",
              p.returncode == 0 and f"report: {OUT}/report.md" in p.stdout,
              (p.returncode, p.stdout[-2000:], p.stderr[-3000:])):
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1)
+    sys.exit(summary())
 
 # ---- data: extract, augment, split -------------------------------------------------
 with gzip.open(os.path.join(SHARED, "data", "hotel", "dialogs.jsonl.gz"), "rb") as f:
@@ -167,5 +157,4 @@ for run in ("lora", "full"):
 check("report: predictions next to references", "prediction:" in md and "reference:" in md)
 check("report.html: the loss curves inline", html.count("<svg") == 3 and "<table>" in html)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

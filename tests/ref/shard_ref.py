@@ -25,16 +25,9 @@ import zlib
 import numpy as np
 
 shared, writer, doc_md = sys.argv[1], sys.argv[2], sys.argv[3]
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:2000])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 # read_shard() from the documentation, so the documented recipe is what is tested
@@ -262,5 +255,4 @@ check("index fields", idx["format"] == "ft-shard-index" and idx["shards"][0]["pa
       and idx["shards"][0]["bytes"] == os.path.getsize(os.path.join(tmp, "text-llama.bin")))
 
 subprocess.run(["rm", "-rf", tmp])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

@@ -22,16 +22,9 @@ BIN = os.environ["BIN"]
 SHARED = os.environ["SHARED"]
 TESTDATA = os.environ["TESTDATA"]
 TOK = os.path.join(BIN, "ft-tokenize")
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(args, ok=True):
@@ -458,7 +451,7 @@ def main():
         check(f"{name} (legacy={recs[0]['legacy']}): {len(recs) - len(differ)}/{len(recs)} "
               f"samples equal transformers' ids", not differ, str(differ[:5]))
 
-    print(f"{passed} passed, {failed} failed")
+    return summary()
 
 
-main()
+sys.exit(main())

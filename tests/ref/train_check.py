@@ -29,17 +29,9 @@ import numpy as np
 
 BIN, SHARED, WORK = sys.argv[1:4]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-passed = failed = 0
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:3000])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.dont_write_bytecode = True
+from checks import check, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, **kw):
@@ -302,5 +294,4 @@ check("a NaN weight stops the run at step 1, exit 1", p.returncode == 1 and
       "step 1: the loss is NaN" in p.stderr, p.stderr[-300:])
 check("and exports nothing", not os.path.exists("nanrun/adapter"))
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())
