@@ -229,6 +229,17 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void ft_fmt_duration(double seconds, char *out, size_t size)
+{
+	long t = (long)(seconds + 0.5);
+	if (t >= 3600)
+		snprintf(out, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
+	else if (t >= 60)
+		snprintf(out, size, "%ldm%02lds", t / 60, t % 60);
+	else
+		snprintf(out, size, "%lds", t);
+}
+
 void ft_progress_init(struct ft_progress *p, bool force)
 {
 	p->enabled = force || isatty(STDERR_FILENO);

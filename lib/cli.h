@@ -50,6 +50,10 @@ char *ft_xstrdup(const char *s);
 /* Flush and close stdout, dying with status 1 on a write error (full disk). */
 void ft_close_stdout(void);
 
+/* A duration for progress lines and ETAs, rounded to the second: "42s",
+ * "3m07s", "2h05m". */
+void ft_fmt_duration(double seconds, char *out, size_t size);
+
 /* A progress line on stderr, redrawn at most ~10 times a second, only when
  * enabled (default: stderr is a terminal). */
 struct ft_progress {

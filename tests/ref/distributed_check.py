@@ -23,7 +23,6 @@ import re
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -43,7 +42,7 @@ TOL_ELEM = 1e-4
 LIMIT = 60     # seconds a failing job may take to end
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, summary  # noqa: E402  (tests/checks.py)
+from checks import check, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, timeout=600, env=None):
@@ -69,18 +68,9 @@ def mpi(n, *args, ok=True, timeout=600):
     return run(*MPIRUN, "-np", n, FT_TRAIN, *args, ok=ok, timeout=timeout, env=MPI_ENV)
 
 
-def st_read(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack_from("<Q", raw, 0)[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = t["data_offsets"]
-        dt = {"F32": np.float32, "F16": np.float16}[t["dtype"]]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dt).astype(np.float64)
-    return out
+def tensors(path):
+    """a safetensors file's tensors, flat, in float64"""
+    return {k: v.astype(np.float64).ravel() for k, v in st_read(path)[0].items()}
 
 
 def max_rel(a, b):
@@ -97,19 +87,9 @@ def max_rel(a, b):
 
 
 def same_tensors(a, b, what):
-    norm, elem = max_rel(st_read(a), st_read(b))
+    norm, elem = max_rel(tensors(a), tensors(b))
     check(f"{what} (rel diff {norm:.2g} in norm, {elem:.2g} per element)",
           norm <= TOL and elem <= TOL_ELEM)
-
-
-def metrics(run_dir):
-    rows = []
-    for line in open(os.path.join(run_dir, "metrics.jsonl")):
-        j = json.loads(line)
-        j.pop("tok_s", None)
-        j.pop("elapsed_s", None)
-        rows.append(j)
-    return rows
 
 
 def same_metrics(a, b, what, exact=False):
@@ -208,7 +188,7 @@ shutil.rmtree("two-r/adapter")
 mpi(2, "train", *LORA, "--grad-accum", "2", "-o", "two-r", "--resume")
 same_metrics("two", "two-r", "resume with 2 ranks: the same losses as the run not stopped",
              exact=True)
-a, b = (st_read(f"{r}/adapter/adapter_model.safetensors") for r in ("two", "two-r"))
+a, b = (tensors(f"{r}/adapter/adapter_model.safetensors") for r in ("two", "two-r"))
 check("resume with 2 ranks: the same adapter, bit for bit",
       all(np.array_equal(a[k], b[k]) for k in a))
 p = run(FT_TRAIN, "train", *LORA, "--grad-accum", "4", "-o", "two", "--resume", ok=False,

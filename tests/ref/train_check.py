@@ -31,7 +31,7 @@ BIN, SHARED, WORK = sys.argv[1:4]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, summary  # noqa: E402  (tests/checks.py)
+from checks import check, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, **kw):
@@ -40,31 +40,6 @@ def run(*args, ok=True, **kw):
         print(p.stderr[-3000:])
         raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
     return p
-
-
-def st_read(path):
-    """safetensors -> {name: float32 array}"""
-    raw = open(path, "rb").read()
-    n = struct.unpack_from("<Q", raw, 0)[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = t["data_offsets"]
-        dt = {"F32": np.float32, "F16": np.float16}[t["dtype"]]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dt).reshape(t["shape"]).astype(np.float32)
-    return out, header.get("__metadata__", {})
-
-
-def metrics(run_dir, drop=("tok_s", "elapsed_s")):
-    rows = []
-    for line in open(os.path.join(run_dir, "metrics.jsonl")):
-        j = json.loads(line)
-        for k in drop:
-            j.pop(k, None)
-        rows.append(j)
-    return rows
 
 
 def steps(rows):

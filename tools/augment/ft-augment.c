@@ -1074,17 +1074,6 @@ static unsigned long long count_lines(char **files, int n)
 	return lines;
 }
 
-static void fmt_duration(double s, char *buf, size_t size)
-{
-	long t = (long)(s + 0.5);
-	if (t >= 3600)
-		snprintf(buf, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
-	else if (t >= 60)
-		snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
-	else
-		snprintf(buf, size, "%lds", t);
-}
-
 static void progress(bool final)
 {
 	if (!prog.on)
@@ -1098,7 +1087,7 @@ static void progress(bool final)
 	if (prog.total) {
 		snprintf(total, sizeof total, "%llu", prog.total);
 		if (prog.done && prog.done <= prog.total)
-			fmt_duration(el * (double)(prog.total - prog.done) / (double)prog.done,
+			ft_fmt_duration(el * (double)(prog.total - prog.done) / (double)prog.done,
 				     eta, sizeof eta);
 	}
 	fprintf(stderr,

@@ -883,17 +883,6 @@ static void write_plot(struct run *u)
 
 /* ---- the run -------------------------------------------------------------- */
 
-static void format_duration(double s, char *out, size_t size)
-{
-	long t = (long)(s + 0.5);
-	if (t >= 3600)
-		snprintf(out, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
-	else if (t >= 60)
-		snprintf(out, size, "%ldm%02lds", t / 60, t % 60);
-	else
-		snprintf(out, size, "%lds", t);
-}
-
 static void check_tokenizer(const struct run *u)
 {
 	char path[4096];
@@ -1159,7 +1148,7 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		if (lead && (u->step % r->log_every == 0 || u->step == u->total_steps)) {
 			char eta[32];
 			double per = t / (double)(u->step - first_step);
-			format_duration(per * (double)(u->total_steps - u->step), eta, sizeof eta);
+			ft_fmt_duration(per * (double)(u->total_steps - u->step), eta, sizeof eta);
 			fprintf(stderr,
 				"step %ld/%ld | epoch %.2f | loss %.4f | lr %.3g | grad norm %.3f | "
 				"%.0f tok/s | ETA %s\n",
