@@ -2,11 +2,15 @@
 "ok   WHAT" or "FAIL WHAT DETAIL" and counts; summary() prints the closing
 line tests/run reads ("N passed, M failed") and returns the exit status.
 A checker imports it with tests/ put first on sys.path. Also what more
-than one checker reads back: safetensors files and ft-train's metrics."""
+than one checker reads back (safetensors files, ft-train's metrics) and
+the small training setup the ft-train checkers share (hotel_setup)."""
 
+import gzip
 import json
 import os
+import shutil
 import struct
+import subprocess
 
 passed = failed = 0
 
@@ -52,3 +56,40 @@ def metrics(run_dir, drop=("tok_s", "elapsed_s")):
             j.pop(k, None)
         rows.append(j)
     return rows
+
+
+def hotel_setup(bin_dir, shared, dialogs, ntrain, seq_len, hidden=64, intermediate=128):
+    """In the current directory: the first `dialogs` hotel dialogs rendered
+    through the recipe's template, train.bin (the first ntrain samples) and
+    val.bin (the rest) tokenized at seq_len with chinese-20k, and base/, a
+    small random Llama with that tokenizer (ft-train init, seed 5). Returns
+    the tokenizer's path."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+    def run(*args):
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(p.stderr[-3000:])
+            raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
+
+    spm = os.path.join(shared, "tokenizers", "chinese-20k.model")
+    with gzip.open(os.path.join(shared, "data", "hotel", "dialogs.jsonl.gz"), "rt") as f:
+        open("dialogs.jsonl", "w").writelines(next(f) for _ in range(dialogs))
+    run(os.path.join(bin_dir, "ft-template"), "-t",
+        os.path.join(root, "examples/crosswoz/hotel.jinja"), "-o", "samples.jsonl", "dialogs.jsonl")
+    samples = open("samples.jsonl").readlines()
+    open("train.jsonl", "w").writelines(samples[:ntrain])
+    open("val.jsonl", "w").writelines(samples[ntrain:])
+    for name in ("train", "val"):
+        run(os.path.join(bin_dir, "ft-tokenize"), "-q", "-m", spm, "-L", seq_len, "-o",
+            name + ".bin", name + ".jsonl")
+    config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=hidden,
+                  intermediate_size=intermediate, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=20000, max_position_embeddings=1024,
+                  rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+                  initializer_range=0.05, bos_token_id=1, eos_token_id=2)
+    json.dump(config, open("config.json", "w"))
+    run(os.path.join(bin_dir, "ft-train"), "init", "--config", "config.json", "-o", "base",
+        "--seed", "5")
+    shutil.copy(spm, "base/tokenizer.model")
+    return spm

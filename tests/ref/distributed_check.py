@@ -31,7 +31,6 @@ import numpy as np
 
 BIN, SHARED, WORK = sys.argv[1:4]
 MPIRUN = sys.argv[4:]
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 FT_TRAIN = os.path.join(BIN, "ft-train")
 # fp32: the ranks' gradients are summed in another order than one rank's
 # accumulation, and Adam magnifies the rounding where a gradient is near 0
@@ -42,7 +41,7 @@ TOL_ELEM = 1e-4
 LIMIT = 60     # seconds a failing job may take to end
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
+from checks import check, hotel_setup, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, timeout=600, env=None):
@@ -110,25 +109,7 @@ def same_metrics(a, b, what, exact=False):
 
 
 os.chdir(WORK)
-spm = os.path.join(SHARED, "tokenizers", "chinese-20k.model")
-import gzip  # noqa: E402
-with gzip.open(os.path.join(SHARED, "data", "hotel", "dialogs.jsonl.gz"), "rt") as f:
-    open("dialogs.jsonl", "w").writelines(next(f) for _ in range(26))
-run(os.path.join(BIN, "ft-template"), "-t", os.path.join(ROOT, "examples/crosswoz/hotel.jinja"),
-    "-o", "samples.jsonl", "dialogs.jsonl")
-samples = open("samples.jsonl").readlines()
-open("train.jsonl", "w").writelines(samples[:22])   # 22 rows: a short last step
-open("val.jsonl", "w").writelines(samples[22:])
-for name in ("train", "val"):
-    run(os.path.join(BIN, "ft-tokenize"), "-q", "-m", spm, "-L", "128", "-o", name + ".bin",
-        name + ".jsonl")
-config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=64,
-              intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, vocab_size=20000, max_position_embeddings=512,
-              rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
-              initializer_range=0.05, bos_token_id=1, eos_token_id=2)
-json.dump(config, open("config.json", "w"))
-run(FT_TRAIN, "init", "--config", "config.json", "-o", "base", "--seed", "5")
+hotel_setup(BIN, SHARED, dialogs=26, ntrain=22, seq_len=128)   # 22 rows: a short last step
 
 # 22 rows, 4 per step: 6 steps an epoch, the 6th of 2 rows (rank 1 idles)
 COMMON = ["--model", "base", "--train", "train.bin", "--val", "val.bin", "--micro-batch", "1",

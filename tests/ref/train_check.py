@@ -28,10 +28,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 BIN, SHARED, WORK = sys.argv[1:4]
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
+from checks import check, hotel_setup, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
 
 
 def run(*args, ok=True, **kw):
@@ -54,28 +53,11 @@ os.chdir(WORK)
 FT_TRAIN = os.path.join(BIN, "ft-train")
 
 # ---- data and a small model ---------------------------------------------------
-spm = os.path.join(SHARED, "tokenizers", "chinese-20k.model")
-import gzip  # noqa: E402
-with gzip.open(os.path.join(SHARED, "data", "hotel", "dialogs.jsonl.gz"), "rt") as f:
-    dialogs = [next(f) for _ in range(40)]
-open("dialogs.jsonl", "w").writelines(dialogs)
-run(os.path.join(BIN, "ft-template"), "-t", os.path.join(ROOT, "examples/crosswoz/hotel.jinja"),
-    "-o", "samples.jsonl", "dialogs.jsonl")
-samples = open("samples.jsonl").readlines()
-open("train.jsonl", "w").writelines(samples[:32])
-open("val.jsonl", "w").writelines(samples[32:])
-for name, extra in (("train", ["-L", "256"]), ("val", ["-L", "256"]),
-                    ("trainpack", ["-L", "1024"]), ("trainpad", ["-L", "1024", "--pad"])):
-    src = name + ".jsonl" if name in ("train", "val") else "train.jsonl"
-    run(os.path.join(BIN, "ft-tokenize"), "-q", "-m", spm, *extra, "-o", name + ".bin", src)
-config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=64,
-              intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, vocab_size=20000, max_position_embeddings=512,
-              rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
-              initializer_range=0.05, bos_token_id=1, eos_token_id=2)
-json.dump(config, open("config.json", "w"))
-run(FT_TRAIN, "init", "--config", "config.json", "-o", "base", "--seed", "5")
-shutil.copy(spm, "base/tokenizer.model")
+spm = hotel_setup(BIN, SHARED, dialogs=40, ntrain=32, seq_len=256)
+config = json.load(open("config.json"))
+for name, extra in (("trainpack", ["-L", "1024"]), ("trainpad", ["-L", "1024", "--pad"])):
+    run(os.path.join(BIN, "ft-tokenize"), "-q", "-m", spm, *extra, "-o", name + ".bin",
+        "train.jsonl")
 
 COMMON = ["--model", "base", "--train", "train.bin", "--val", "val.bin", "--micro-batch", "2",
           "--grad-accum", "2", "--max-steps", "24", "--eval-every", "12", "--save-every", "4",
