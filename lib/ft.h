@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum ft_status {
 	FT_OK = 0,
 	FT_E_NOMEM = -1,   /* allocation failed */
@@ -35,5 +39,9 @@ struct ft_err {
 int ft_err_set(struct ft_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ft_err_clear(struct ft_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

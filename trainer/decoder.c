@@ -11,36 +11,111 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
-
-#define HEAD_CHUNK 64   /* rows of logits alive at a time in forward_backward */
+/* x tensors (kernels/ops.h) are void pointers in the backend's storage
+ * type; xat indexes them. */
+static void *xat(const struct ft_decoder *d, void *p, size_t i)
+{
+	return ft_x_at(d->ops, p, i);
+}
 
 struct ft_decoder_acts {
-	int32_t *pos, *doc_start, *targets;      /* N */
-	float *resid;        /* (L+1) x N x C: input of each layer, then the final one */
-	float *resid_mid;    /* L x N x C: after attention */
-	float *ln1, *ln2;    /* L x N x C */
+	/* backend memory */
+	int32_t *tokens, *pos, *doc_start, *targets;   /* N */
+	float *inv_freq;     /* head_dim / 2 */
+	void *resid;         /* (L+1) x N x C: input of each layer, then the final one */
+	void *resid_mid;     /* L x N x C: after attention */
+	void *ln1, *ln2;     /* L x N x C */
 	float *rstd1, *rstd2;/* L x N */
-	float *q, *att;      /* L x N x Q */
-	float *k, *v;        /* L x N x KV */
+	void *q, *att;       /* L x N x Q */
+	void *k, *v;         /* L x N x KV */
 	float *lse;          /* L x B x H x T */
-	float *gate, *up, *mlp;   /* L x N x I */
-	float *normed, *rstdf;    /* N x C, N */
+	void *gate, *up, *mlp;    /* L x N x I */
+	void *normed;        /* N x C */
+	float *rstdf;        /* N */
 	float *losses;       /* N */
 	/* scratch */
-	float *tmp, *dresid, *dln;     /* N x C */
-	float *dq, *datt;              /* N x Q */
-	float *dk, *dv;                /* N x KV */
-	float *dgate, *dup, *dmlp;     /* N x I */
-	float *logits;                 /* HEAD_CHUNK x V */
-	float *lora_x, *lora_dx;       /* N x max(in) */
-	float *lora_h, *lora_dh;       /* N x r */
-	float *block;
+	void *tmp, *dresid, *dln;      /* N x C */
+	void *dq, *datt;               /* N x Q */
+	void *dk, *dv;                 /* N x KV */
+	void *dgate, *dup, *dmlp;      /* N x I */
+	void *logits;                  /* head_rows x V */
+	float *logits32;               /* head_rows x V, fp32 for the caller */
+	void *lora_x, *lora_dx;        /* N x max(in) */
+	void *lora_h, *lora_dh;        /* N x r */
+	void *block;
+	/* host copies of the batch layout */
+	int32_t *h_pos, *h_doc_start, *h_targets;   /* N */
+	float *h_losses;                            /* N */
 };
 
-static void zero(float *p, size_t n)
+static void zero(const struct ft_decoder *d, void *p, size_t n)
 {
-	memset(p, 0, n * sizeof *p);
+	d->ops->memzero(p, n * d->ops->xsize);
+}
+
+/* The activations are parts of one backend block, each padded to 16 bytes
+ * so that every part stays aligned: layout runs once to size the block
+ * (base NULL) and once to point into it. */
+struct carver {
+	char *base;
+	size_t off;
+	bool overflow;
+};
+
+static void *carve(struct carver *cv, size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes) || bytes > SIZE_MAX / 2 - cv->off) {
+		cv->overflow = true;
+		return NULL;
+	}
+	void *p = cv->base ? cv->base + cv->off : NULL;
+	cv->off += (bytes + 15) & ~(size_t)15;
+	return p;
+}
+
+static void layout(struct ft_decoder_acts *a, struct carver *cv, size_t xs, size_t L, size_t N,
+		   size_t C, size_t Q, size_t KV, size_t I, size_t V, size_t rows, size_t maxin,
+		   size_t r, size_t H, size_t D)
+{
+	a->resid = carve(cv, (L + 1) * N * C, xs);
+	a->resid_mid = carve(cv, L * N * C, xs);
+	a->ln1 = carve(cv, L * N * C, xs);
+	a->ln2 = carve(cv, L * N * C, xs);
+	a->q = carve(cv, L * N * Q, xs);
+	a->att = carve(cv, L * N * Q, xs);
+	a->k = carve(cv, L * N * KV, xs);
+	a->v = carve(cv, L * N * KV, xs);
+	a->gate = carve(cv, L * N * I, xs);
+	a->up = carve(cv, L * N * I, xs);
+	a->mlp = carve(cv, L * N * I, xs);
+	a->normed = carve(cv, N * C, xs);
+	a->tmp = carve(cv, N * C, xs);
+	a->dresid = carve(cv, N * C, xs);
+	a->dln = carve(cv, N * C, xs);
+	a->dq = carve(cv, N * Q, xs);
+	a->datt = carve(cv, N * Q, xs);
+	a->dk = carve(cv, N * KV, xs);
+	a->dv = carve(cv, N * KV, xs);
+	a->dgate = carve(cv, N * I, xs);
+	a->dup = carve(cv, N * I, xs);
+	a->dmlp = carve(cv, N * I, xs);
+	a->logits = carve(cv, rows * V, xs);
+	a->lora_x = carve(cv, r ? N * maxin : 0, xs);
+	a->lora_dx = carve(cv, r ? N * maxin : 0, xs);
+	a->lora_h = carve(cv, N * r, xs);
+	a->lora_dh = carve(cv, N * r, xs);
+	a->rstd1 = carve(cv, L * N, sizeof(float));
+	a->rstd2 = carve(cv, L * N, sizeof(float));
+	a->lse = carve(cv, L * N * H, sizeof(float));
+	a->rstdf = carve(cv, N, sizeof(float));
+	a->losses = carve(cv, N, sizeof(float));
+	a->logits32 = carve(cv, rows * V, sizeof(float));
+	a->inv_freq = carve(cv, D / 2, sizeof(float));
+	a->tokens = carve(cv, N, sizeof(int32_t));
+	a->pos = carve(cv, N, sizeof(int32_t));
+	a->doc_start = carve(cv, N, sizeof(int32_t));
+	a->targets = carve(cv, N, sizeof(int32_t));
 }
 
 int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct ft_model *m,
@@ -52,6 +127,8 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 	d->ops = ops;
 	d->model = m;
 	d->lora = lora;
+	d->xw = &m->w;
+	d->xlw = lora ? &lora->w : NULL;
 	d->B = B;
 	d->T = T;
 	const struct ft_model_config *c = &m->cfg;
@@ -59,65 +136,53 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 	size_t Q = (size_t)c->num_heads * c->head_dim, KV = (size_t)c->num_kv_heads * c->head_dim;
 	size_t I = (size_t)c->intermediate_size, V = (size_t)c->vocab_size;
 	size_t maxin = C > I ? C : I, r = lora ? (size_t)lora->cfg.rank : 0;
+	size_t rows = (size_t)ops->lm_head_rows < N ? (size_t)ops->lm_head_rows : N;
+	d->head_rows = (int)rows;
 	if (Q > maxin)
 		maxin = Q;
 	struct ft_decoder_acts *a = calloc(1, sizeof *a);
 	if (!a)
 		return ft_err_set(err, FT_E_NOMEM, "out of memory");
 	d->a = a;
-	struct {
-		float **p;
-		size_t n;
-	} parts[] = {
-		{ &a->resid, (L + 1) * N * C }, { &a->resid_mid, L * N * C },
-		{ &a->ln1, L * N * C },         { &a->ln2, L * N * C },
-		{ &a->rstd1, L * N },           { &a->rstd2, L * N },
-		{ &a->q, L * N * Q },           { &a->att, L * N * Q },
-		{ &a->k, L * N * KV },          { &a->v, L * N * KV },
-		{ &a->lse, L * N * c->num_heads },
-		{ &a->gate, L * N * I },        { &a->up, L * N * I },  { &a->mlp, L * N * I },
-		{ &a->normed, N * C },          { &a->rstdf, N },       { &a->losses, N },
-		{ &a->tmp, N * C },             { &a->dresid, N * C },  { &a->dln, N * C },
-		{ &a->dq, N * Q },              { &a->datt, N * Q },
-		{ &a->dk, N * KV },             { &a->dv, N * KV },
-		{ &a->dgate, N * I },           { &a->dup, N * I },     { &a->dmlp, N * I },
-		{ &a->logits, HEAD_CHUNK * V },
-		{ &a->lora_x, r ? N * maxin : 0 }, { &a->lora_dx, r ? N * maxin : 0 },
-		{ &a->lora_h, N * r },          { &a->lora_dh, N * r },
-	};
-	size_t total = 0;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-		if (parts[i].n > SIZE_MAX / 8 - total) {
-			ft_decoder_release(d);
-			return ft_err_set(err, FT_E_TOOBIG, "activations too large");
-		}
-		total += parts[i].n;
-	}
-	a->block = malloc(total * sizeof(float) + 3 * N * sizeof(int32_t));
-	if (!a->block) {
+	struct carver cv = { NULL, 0, false };
+	layout(a, &cv, ops->xsize, L, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
+	       (size_t)c->head_dim);
+	if (cv.overflow) {
 		ft_decoder_release(d);
-		return ft_err_set(err, FT_E_NOMEM, "out of memory for %zu activations", total);
+		return ft_err_set(err, FT_E_TOOBIG, "activations too large");
 	}
-	float *p = a->block;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-		*parts[i].p = p;
-		p += parts[i].n;
+	size_t total = cv.off;
+	a->block = ops->alloc(total);
+	a->h_pos = malloc(3 * N * sizeof(int32_t));
+	a->h_losses = malloc(N * sizeof(float));
+	if (!a->block || !a->h_pos || !a->h_losses) {
+		const char *where = a->block ? "host" : ops->name;
+		ft_decoder_release(d);
+		return ft_err_set(err, FT_E_NOMEM, "out of %s memory for %zu bytes of activations",
+				  where, total);
 	}
-	a->pos = (int32_t *)p;
-	a->doc_start = a->pos + N;
-	a->targets = a->doc_start + N;
+	cv = (struct carver){ a->block, 0, false };
+	layout(a, &cv, ops->xsize, L, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
+	       (size_t)c->head_dim);
+	a->h_doc_start = a->h_pos + N;
+	a->h_targets = a->h_doc_start + N;
+	ops->upload(a->inv_freq, m->rope.inv_freq, (size_t)c->head_dim / 2 * sizeof(float));
 	return FT_OK;
 }
 
 void ft_decoder_release(struct ft_decoder *d)
 {
-	if (d->a)
-		free(d->a->block);
+	if (d->a) {
+		d->ops->release(d->a->block);
+		free(d->a->h_pos);
+		free(d->a->h_losses);
+	}
 	free(d->a);
 	d->a = NULL;
 }
 
-/* Positions, document starts and targets of every token; checks the batch. */
+/* Positions, document starts and targets of every token, on the host and
+ * then in the backend with the tokens; checks the batch. */
 static int prepare(struct ft_decoder *d, const struct ft_batch *b, long *trained,
 		   struct ft_err *err)
 {
@@ -152,8 +217,8 @@ static int prepare(struct ft_decoder *d, const struct ft_batch *b, long *trained
 			if (b->tokens[n] < 0 || b->tokens[n] >= V)
 				return ft_err_set(err, FT_E_DATA, "row %d: token %d outside the vocabulary",
 						  r, b->tokens[n]);
-			a->pos[n] = t - start;
-			a->doc_start[n] = start;
+			a->h_pos[n] = t - start;
+			a->h_doc_start[n] = start;
 		}
 		if (k < nstarts)
 			return ft_err_set(err, FT_E_DATA, "row %d: document start %d beyond the row", r,
@@ -164,10 +229,15 @@ static int prepare(struct ft_decoder *d, const struct ft_batch *b, long *trained
 		for (int t = 0; t < T; t++) {
 			size_t n = (size_t)r * T + t;
 			bool ok = t + 1 < T && (!b->mask || b->mask[n + 1]) &&
-				  a->doc_start[n + 1] == a->doc_start[n];
-			a->targets[n] = ok ? b->tokens[n + 1] : -1;
+				  a->h_doc_start[n + 1] == a->h_doc_start[n];
+			a->h_targets[n] = ok ? b->tokens[n + 1] : -1;
 			count += ok;
 		}
+	size_t bytes = (size_t)b->B * T * sizeof(int32_t);
+	d->ops->upload(a->tokens, b->tokens, bytes);
+	d->ops->upload(a->pos, a->h_pos, bytes);
+	d->ops->upload(a->doc_start, a->h_doc_start, bytes);
+	d->ops->upload(a->targets, a->h_targets, bytes);
 	*trained = count;
 	return FT_OK;
 }
@@ -194,22 +264,27 @@ long ft_batch_trained(const struct ft_batch *b)
 
 /* ---- linear layers with their LoRA branch ------------------------------ */
 
-/* The adapter's input: x, or x with inverted dropout from a mask that is a
- * function of (seed, step, layer, module, element). */
-static const float *lora_input(struct ft_decoder *d, int l, int mod, const float *x, int N,
-			       int in, bool train)
+/* Dropout masks are a function of (seed, step, layer, module, element). */
+static uint64_t dropout_seed(const struct ft_decoder *d)
+{
+	return d->lora->cfg.seed ^ (d->dropout_step * 0x9e3779b97f4a7c15ull);
+}
+
+static uint64_t dropout_site(int l, int mod)
+{
+	return (uint64_t)l * FT_MOD_COUNT + (uint64_t)mod;
+}
+
+/* The adapter's input: x, or x with inverted dropout. */
+static const void *lora_input(struct ft_decoder *d, int l, int mod, const void *x, int N,
+			      int in, bool train)
 {
 	double p = d->lora->cfg.dropout;
 	if (!train || p == 0.0)
 		return x;
-	float *xd = d->a->lora_x, keep = (float)(1.0 / (1.0 - p));
-	uint64_t seed = d->lora->cfg.seed ^ (d->dropout_step * 0x9e3779b97f4a7c15ull);
-	uint64_t site = (uint64_t)l * FT_MOD_COUNT + (uint64_t)mod;
-	size_t n_all = (size_t)N * in;
-#pragma omp parallel for schedule(static)
-	for (size_t i = 0; i < n_all; i++)
-		xd[i] = ft_rng_hash(seed, site, i) < p ? 0.0f : x[i] * keep;
-	return xd;
+	d->ops->dropout_forward(d->a->lora_x, x, (size_t)N * in, p, dropout_seed(d),
+				dropout_site(l, mod));
+	return d->a->lora_x;
 }
 
 static bool has_lora(const struct ft_decoder *d, int mod)
@@ -217,68 +292,83 @@ static bool has_lora(const struct ft_decoder *d, int mod)
 	return d->lora && (d->lora->cfg.targets & (1u << mod));
 }
 
-static void linear_forward(struct ft_decoder *d, int l, int mod, float *out, const float *x,
-			   int N, bool train)
+static void linear_forward(struct ft_decoder *d, int l, int mod, void *out, const void *x, int N,
+			   bool train)
 {
-	const struct ft_model *m = d->model;
 	int in, outd;
-	ft_module_dims(&m->cfg, mod, &in, &outd);
-	const struct ft_layer_weights *L = &m->w.layers[l];
+	ft_module_dims(&d->model->cfg, mod, &in, &outd);
+	const struct ft_layer_weights *L = &d->xw->layers[l];
 	d->ops->matmul_forward(out, x, L->w[mod], L->b[mod], N, in, outd, 1.0f, 0);
 	if (!has_lora(d, mod))
 		return;
-	const struct ft_lora_layer *A = &d->lora->w.layers[l];
+	const struct ft_lora_layer *A = &d->xlw->layers[l];
 	int r = d->lora->cfg.rank;
-	const float *xd = lora_input(d, l, mod, x, N, in, train);
+	const void *xd = lora_input(d, l, mod, x, N, in, train);
 	d->ops->matmul_forward(d->a->lora_h, xd, A->A[mod], NULL, N, in, r, 1.0f, 0);
 	d->ops->matmul_forward(out, d->a->lora_h, A->B[mod], NULL, N, r, outd, d->lora->scaling,
 			       1);
 }
 
 /* dx += d/dx, and weight gradients into g / lg (either may be NULL). */
-static void linear_backward(struct ft_decoder *d, int l, int mod, float *dx, const float *dy,
-			    const float *x, int N, const struct ft_weights *g,
+static void linear_backward(struct ft_decoder *d, int l, int mod, void *dx, const void *dy,
+			    const void *x, int N, const struct ft_weights *g,
 			    const struct ft_lora_weights *lg)
 {
-	const struct ft_model *m = d->model;
 	int in, outd;
-	ft_module_dims(&m->cfg, mod, &in, &outd);
-	const struct ft_layer_weights *L = &m->w.layers[l];
+	ft_module_dims(&d->model->cfg, mod, &in, &outd);
+	const struct ft_layer_weights *L = &d->xw->layers[l];
 	d->ops->matmul_backward(dx, g ? g->layers[l].w[mod] : NULL, g ? g->layers[l].b[mod] : NULL,
 				dy, x, L->w[mod], N, in, outd, 1.0f);
 	if (!has_lora(d, mod))
 		return;
 	struct ft_decoder_acts *a = d->a;
-	const struct ft_lora_layer *A = &d->lora->w.layers[l];
+	const struct ft_lora_layer *A = &d->xlw->layers[l];
 	int r = d->lora->cfg.rank;
-	bool dropped = d->lora->cfg.dropout > 0.0;
-	const float *xd = lora_input(d, l, mod, x, N, in, true);
+	double p = d->lora->cfg.dropout;
+	const void *xd = lora_input(d, l, mod, x, N, in, true);
 	/* recompute h = xd A^T, then through y += scaling * h B^T */
 	d->ops->matmul_forward(a->lora_h, xd, A->A[mod], NULL, N, in, r, 1.0f, 0);
-	zero(a->lora_dh, (size_t)N * r);
+	zero(d, a->lora_dh, (size_t)N * r);
 	d->ops->matmul_backward(a->lora_dh, lg ? lg->layers[l].B[mod] : NULL, NULL, dy, a->lora_h,
 				A->B[mod], N, r, outd, d->lora->scaling);
-	float *dxd = dx;
-	if (dropped) {
+	void *dxd = dx;
+	if (p > 0.0) {
 		dxd = a->lora_dx;
-		zero(dxd, (size_t)N * in);
+		zero(d, dxd, (size_t)N * in);
 	}
 	d->ops->matmul_backward(dxd, lg ? lg->layers[l].A[mod] : NULL, NULL, a->lora_dh, xd,
 				A->A[mod], N, in, r, 1.0f);
-	if (dropped) {
-		/* the dropout mask again: d/dx of x*mask*keep is mask*keep; xd/x
-		 * would divide by zero, so recompute the mask from lora_input's
-		 * rule on a vector of ones */
-		double p = d->lora->cfg.dropout;
-		float keep = (float)(1.0 / (1.0 - p));
-		uint64_t seed = d->lora->cfg.seed ^ (d->dropout_step * 0x9e3779b97f4a7c15ull);
-		uint64_t site = (uint64_t)l * FT_MOD_COUNT + (uint64_t)mod;
-		size_t n_all = (size_t)N * in;
-#pragma omp parallel for schedule(static)
-		for (size_t i = 0; i < n_all; i++)
-			if (ft_rng_hash(seed, site, i) >= p)
-				dx[i] += dxd[i] * keep;
-	}
+	/* through the dropout: the same mask again, recomputed */
+	if (p > 0.0)
+		d->ops->dropout_backward(dx, dxd, (size_t)N * in, p, dropout_seed(d),
+					 dropout_site(l, mod));
+}
+
+/* Layer l's saved activations (x tensors) for a batch of N tokens. */
+struct layer_acts {
+	void *x, *xmid, *ln1, *ln2, *q, *k, *v, *att, *gate, *up, *mlp;
+	float *lse;
+};
+
+static void layer_acts(const struct ft_decoder *d, int l, int N, struct layer_acts *la)
+{
+	const struct ft_model_config *c = &d->model->cfg;
+	const struct ft_decoder_acts *a = d->a;
+	size_t NC = (size_t)N * c->hidden_size, NI = (size_t)N * c->intermediate_size;
+	size_t NQ = (size_t)N * c->num_heads * c->head_dim;
+	size_t NKV = (size_t)N * c->num_kv_heads * c->head_dim, L = (size_t)l;
+	la->x = xat(d, a->resid, L * NC);
+	la->xmid = xat(d, a->resid_mid, L * NC);
+	la->ln1 = xat(d, a->ln1, L * NC);
+	la->ln2 = xat(d, a->ln2, L * NC);
+	la->q = xat(d, a->q, L * NQ);
+	la->k = xat(d, a->k, L * NKV);
+	la->v = xat(d, a->v, L * NKV);
+	la->att = xat(d, a->att, L * NQ);
+	la->gate = xat(d, a->gate, L * NI);
+	la->up = xat(d, a->up, L * NI);
+	la->mlp = xat(d, a->mlp, L * NI);
+	la->lse = a->lse + L * (size_t)N * c->num_heads;
 }
 
 /* ---- forward ----------------------------------------------------------- */
@@ -286,51 +376,51 @@ static void linear_backward(struct ft_decoder *d, int l, int mod, float *dx, con
 static void forward_layers(struct ft_decoder *d, const struct ft_batch *b, bool train)
 {
 	const struct ft_ops *ops = d->ops;
-	const struct ft_model *m = d->model;
-	const struct ft_model_config *c = &m->cfg;
+	const struct ft_model_config *c = &d->model->cfg;
+	const struct ft_weights *w = d->xw;
 	struct ft_decoder_acts *a = d->a;
 	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
 	int H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim;
-	size_t NC = (size_t)N * C, NQ = (size_t)N * H * D, NKV = (size_t)N * KVH * D;
-	size_t NI = (size_t)N * I;
+	size_t NC = (size_t)N * C, NI = (size_t)N * I;
 	float eps = (float)c->rms_norm_eps;
 
-	ops->embedding_forward(a->resid, b->tokens, m->w.embed, N, C);
+	ops->embedding_forward(a->resid, a->tokens, w->embed, N, C);
 	for (int l = 0; l < c->num_layers; l++) {
-		const struct ft_layer_weights *L = &m->w.layers[l];
-		float *x = a->resid + l * NC, *xmid = a->resid_mid + l * NC;
-		float *ln1 = a->ln1 + l * NC, *ln2 = a->ln2 + l * NC;
-		float *q = a->q + l * NQ, *k = a->k + l * NKV, *v = a->v + l * NKV;
-		float *att = a->att + l * NQ, *lse = a->lse + (size_t)l * N * H;
-		float *gate = a->gate + l * NI, *up = a->up + l * NI, *mlp = a->mlp + l * NI;
+		const struct ft_layer_weights *L = &w->layers[l];
+		struct layer_acts la;
+		layer_acts(d, l, N, &la);
 
-		ops->rmsnorm_forward(ln1, a->rstd1 + (size_t)l * N, x, L->input_layernorm, N, C, eps);
-		linear_forward(d, l, FT_MOD_Q, q, ln1, N, train);
-		linear_forward(d, l, FT_MOD_K, k, ln1, N, train);
-		linear_forward(d, l, FT_MOD_V, v, ln1, N, train);
-		ops->rope_forward(q, a->pos, &m->rope, N, H, D);
-		ops->rope_forward(k, a->pos, &m->rope, N, KVH, D);
-		ops->attention_forward(att, lse, q, k, v, a->doc_start, B, T, H, KVH, D);
-		linear_forward(d, l, FT_MOD_O, a->tmp, att, N, train);
-		ops->add(xmid, x, a->tmp, NC);
+		ops->rmsnorm_forward(la.ln1, a->rstd1 + (size_t)l * N, la.x, L->input_layernorm, N, C,
+				     eps);
+		linear_forward(d, l, FT_MOD_Q, la.q, la.ln1, N, train);
+		linear_forward(d, l, FT_MOD_K, la.k, la.ln1, N, train);
+		linear_forward(d, l, FT_MOD_V, la.v, la.ln1, N, train);
+		ops->rope_forward(la.q, a->pos, a->inv_freq, N, H, D);
+		ops->rope_forward(la.k, a->pos, a->inv_freq, N, KVH, D);
+		ops->attention_forward(la.att, la.lse, la.q, la.k, la.v, a->doc_start, B, T, H, KVH,
+				       D);
+		linear_forward(d, l, FT_MOD_O, a->tmp, la.att, N, train);
+		ops->add(la.xmid, la.x, a->tmp, NC);
 
-		ops->rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, L->post_attention_layernorm,
-				     N, C, eps);
-		linear_forward(d, l, FT_MOD_GATE, gate, ln2, N, train);
-		linear_forward(d, l, FT_MOD_UP, up, ln2, N, train);
-		ops->swiglu_forward(mlp, gate, up, NI);
-		linear_forward(d, l, FT_MOD_DOWN, a->tmp, mlp, N, train);
-		ops->add(x + NC, xmid, a->tmp, NC);
+		ops->rmsnorm_forward(la.ln2, a->rstd2 + (size_t)l * N, la.xmid,
+				     L->post_attention_layernorm, N, C, eps);
+		linear_forward(d, l, FT_MOD_GATE, la.gate, la.ln2, N, train);
+		linear_forward(d, l, FT_MOD_UP, la.up, la.ln2, N, train);
+		ops->swiglu_forward(la.mlp, la.gate, la.up, NI);
+		linear_forward(d, l, FT_MOD_DOWN, a->tmp, la.mlp, N, train);
+		ops->add(xat(d, la.x, NC), la.xmid, a->tmp, NC);
 	}
-	ops->rmsnorm_forward(a->normed, a->rstdf, a->resid + (size_t)c->num_layers * NC,
-			     m->w.norm, N, C, eps);
+	ops->rmsnorm_forward(a->normed, a->rstdf, xat(d, a->resid, (size_t)c->num_layers * NC),
+			     w->norm, N, C, eps);
 }
 
-static double sum_losses(const float *losses, size_t N)
+/* The sum of the N losses, in order, on the host. */
+static double sum_losses(struct ft_decoder *d, size_t N)
 {
+	d->ops->download(d->a->h_losses, d->a->losses, N * sizeof(float));
 	double s = 0.0;
 	for (size_t n = 0; n < N; n++)
-		s += losses[n];
+		s += d->a->h_losses[n];
 	return s;
 }
 
@@ -345,15 +435,19 @@ int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *lo
 	const struct ft_model_config *c = &d->model->cfg;
 	struct ft_decoder_acts *a = d->a;
 	int N = b->B * b->T, C = c->hidden_size, V = c->vocab_size;
-	for (int r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
-		int rows = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
-		float *out = logits ? logits + (size_t)r0 * V : a->logits;
-		d->ops->matmul_forward(out, a->normed + (size_t)r0 * C, d->model->w.lm_head, NULL,
-				       rows, C, V, 1.0f, 0);
-		d->ops->crossentropy_forward(a->losses + r0, out, a->targets + r0, rows, V);
+	for (int r0 = 0; r0 < N; r0 += d->head_rows) {
+		int rows = N - r0 < d->head_rows ? N - r0 : d->head_rows;
+		d->ops->matmul_forward(a->logits, xat(d, a->normed, (size_t)r0 * C), d->xw->lm_head,
+				       NULL, rows, C, V, 1.0f, 0);
+		d->ops->crossentropy_forward(a->losses + r0, a->logits, a->targets + r0, rows, V);
+		if (logits) {
+			size_t n = (size_t)rows * V;
+			d->ops->from_x(a->logits32, a->logits, n);
+			d->ops->download(logits + (size_t)r0 * V, a->logits32, n * sizeof(float));
+		}
 	}
 	if (loss_sum)
-		*loss_sum = sum_losses(a->losses, (size_t)N);
+		*loss_sum = sum_losses(d, (size_t)N);
 	if (trained)
 		*trained = count;
 	return FT_OK;
@@ -403,8 +497,8 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 	forward_layers(d, b, true);
 
 	const struct ft_ops *ops = d->ops;
-	const struct ft_model *m = d->model;
-	const struct ft_model_config *c = &m->cfg;
+	const struct ft_model_config *c = &d->model->cfg;
+	const struct ft_weights *w = d->xw;
 	struct ft_decoder_acts *a = d->a;
 	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
 	int H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim, V = c->vocab_size;
@@ -412,73 +506,70 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 	size_t NI = (size_t)N * I;
 
 	/* LM head and loss, chunk by chunk: logits, loss, dlogits, dnormed, dWlm */
-	zero(a->dln, NC);
-	for (int r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
-		int rows = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK;
+	zero(d, a->dln, NC);
+	for (int r0 = 0; r0 < N; r0 += d->head_rows) {
+		int rows = N - r0 < d->head_rows ? N - r0 : d->head_rows;
 		bool any = false;
 		for (int n = r0; n < r0 + rows; n++)
-			any |= a->targets[n] >= 0;
+			any |= a->h_targets[n] >= 0;
 		if (!any) {
-			zero(a->losses + r0, (size_t)rows);
+			ops->memzero(a->losses + r0, (size_t)rows * sizeof(float));
 			continue;
 		}
-		const float *x = a->normed + (size_t)r0 * C;
-		ops->matmul_forward(a->logits, x, m->w.lm_head, NULL, rows, C, V, 1.0f, 0);
+		const void *x = xat(d, a->normed, (size_t)r0 * C);
+		ops->matmul_forward(a->logits, x, w->lm_head, NULL, rows, C, V, 1.0f, 0);
 		ops->crossentropy_forward(a->losses + r0, a->logits, a->targets + r0, rows, V);
 		ops->crossentropy_backward(a->logits, a->logits, a->targets + r0, rows, V,
 					   grad_scale);
-		ops->matmul_backward(a->dln + (size_t)r0 * C, g ? g->lm_head : NULL, NULL, a->logits,
-				     x, m->w.lm_head, rows, C, V, 1.0f);
+		ops->matmul_backward(xat(d, a->dln, (size_t)r0 * C), g ? g->lm_head : NULL, NULL,
+				     a->logits, x, w->lm_head, rows, C, V, 1.0f);
 	}
-	zero(a->dresid, NC);
+	zero(d, a->dresid, NC);
 	ops->rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln,
-			      a->resid + (size_t)c->num_layers * NC, m->w.norm, a->rstdf, N, C);
+			      xat(d, a->resid, (size_t)c->num_layers * NC), w->norm, a->rstdf, N, C);
 
 	int lowest = lowest_trained_layer(d, g, lg);
 	for (int l = c->num_layers - 1; l >= lowest; l--) {
-		const struct ft_layer_weights *L = &m->w.layers[l];
+		const struct ft_layer_weights *L = &w->layers[l];
 		const struct ft_layer_weights *GL = g ? &g->layers[l] : NULL;
-		float *x = a->resid + l * NC, *xmid = a->resid_mid + l * NC;
-		float *ln1 = a->ln1 + l * NC, *ln2 = a->ln2 + l * NC;
-		float *q = a->q + l * NQ, *k = a->k + l * NKV, *v = a->v + l * NKV;
-		float *att = a->att + l * NQ, *lse = a->lse + (size_t)l * N * H;
-		float *gate = a->gate + l * NI, *up = a->up + l * NI, *mlp = a->mlp + l * NI;
+		struct layer_acts la;
+		layer_acts(d, l, N, &la);
 
 		/* MLP branch: dresid is d(x''), the same as d(x') through the skip */
-		zero(a->dmlp, NI);
-		linear_backward(d, l, FT_MOD_DOWN, a->dmlp, a->dresid, mlp, N, g, lg);
-		zero(a->dgate, NI);
-		zero(a->dup, NI);
-		ops->swiglu_backward(a->dgate, a->dup, a->dmlp, gate, up, NI);
-		zero(a->dln, NC);
-		linear_backward(d, l, FT_MOD_GATE, a->dln, a->dgate, ln2, N, g, lg);
-		linear_backward(d, l, FT_MOD_UP, a->dln, a->dup, ln2, N, g, lg);
+		zero(d, a->dmlp, NI);
+		linear_backward(d, l, FT_MOD_DOWN, a->dmlp, a->dresid, la.mlp, N, g, lg);
+		zero(d, a->dgate, NI);
+		zero(d, a->dup, NI);
+		ops->swiglu_backward(a->dgate, a->dup, a->dmlp, la.gate, la.up, NI);
+		zero(d, a->dln, NC);
+		linear_backward(d, l, FT_MOD_GATE, a->dln, a->dgate, la.ln2, N, g, lg);
+		linear_backward(d, l, FT_MOD_UP, a->dln, a->dup, la.ln2, N, g, lg);
 		ops->rmsnorm_backward(a->dresid, GL ? GL->post_attention_layernorm : NULL, a->dln,
-				      xmid, L->post_attention_layernorm, a->rstd2 + (size_t)l * N,
+				      la.xmid, L->post_attention_layernorm, a->rstd2 + (size_t)l * N,
 				      N, C);
 
 		/* attention branch: dresid is now d(x') */
-		zero(a->datt, NQ);
-		linear_backward(d, l, FT_MOD_O, a->datt, a->dresid, att, N, g, lg);
-		zero(a->dq, NQ);
-		zero(a->dk, NKV);
-		zero(a->dv, NKV);
-		ops->attention_backward(a->dq, a->dk, a->dv, a->datt, att, lse, q, k, v, a->doc_start,
-					B, T, H, KVH, D);
-		ops->rope_backward(a->dq, a->pos, &m->rope, N, H, D);
-		ops->rope_backward(a->dk, a->pos, &m->rope, N, KVH, D);
-		zero(a->dln, NC);
-		linear_backward(d, l, FT_MOD_Q, a->dln, a->dq, ln1, N, g, lg);
-		linear_backward(d, l, FT_MOD_K, a->dln, a->dk, ln1, N, g, lg);
-		linear_backward(d, l, FT_MOD_V, a->dln, a->dv, ln1, N, g, lg);
-		ops->rmsnorm_backward(a->dresid, GL ? GL->input_layernorm : NULL, a->dln, x,
+		zero(d, a->datt, NQ);
+		linear_backward(d, l, FT_MOD_O, a->datt, a->dresid, la.att, N, g, lg);
+		zero(d, a->dq, NQ);
+		zero(d, a->dk, NKV);
+		zero(d, a->dv, NKV);
+		ops->attention_backward(a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v,
+					a->doc_start, B, T, H, KVH, D);
+		ops->rope_backward(a->dq, a->pos, a->inv_freq, N, H, D);
+		ops->rope_backward(a->dk, a->pos, a->inv_freq, N, KVH, D);
+		zero(d, a->dln, NC);
+		linear_backward(d, l, FT_MOD_Q, a->dln, a->dq, la.ln1, N, g, lg);
+		linear_backward(d, l, FT_MOD_K, a->dln, a->dk, la.ln1, N, g, lg);
+		linear_backward(d, l, FT_MOD_V, a->dln, a->dv, la.ln1, N, g, lg);
+		ops->rmsnorm_backward(a->dresid, GL ? GL->input_layernorm : NULL, a->dln, la.x,
 				      L->input_layernorm, a->rstd1 + (size_t)l * N, N, C);
 	}
 	if (g && g->embed)
-		ops->embedding_backward(g->embed, a->dresid, b->tokens, N, C, V);
+		ops->embedding_backward(g->embed, a->dresid, a->tokens, N, C, V);
 
 	if (loss_sum)
-		*loss_sum = sum_losses(a->losses, (size_t)N);
+		*loss_sum = sum_losses(d, (size_t)N);
 	if (trained)
 		*trained = count;
 	return FT_OK;

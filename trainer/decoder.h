@@ -10,9 +10,14 @@
  * whole optimizer step) so micro-batches add up to the step's mean.
  *
  * Memory: struct ft_decoder owns the activations for batches of up to
- * B rows of T tokens, kept for the backward pass, and scratch; the LM head runs in
- * chunks of rows so the full logits never exist in forward_backward.
- * The model, LoRA adapters and gradient blocks stay the caller's.
+ * B rows of T tokens, kept for the backward pass, and scratch, in the
+ * backend's memory and storage type (kernels/ops.h); the LM head runs in
+ * chunks of ops->lm_head_rows rows so the full logits never exist in
+ * forward_backward. The model, LoRA adapters and gradient blocks stay the
+ * caller's. The forward pass reads the weights xw and xlw point at: the
+ * model's and the adapters' own fp32 blocks unless the caller points them
+ * elsewhere (a GPU backend's bf16 copies); gradients are fp32 blocks in
+ * the backend's memory.
  * Errors: 0 or FT_E_* with err set (bad batch contents, memory). */
 #ifndef FT_DECODER_H
 #define FT_DECODER_H
@@ -47,7 +52,12 @@ struct ft_decoder {
 	const struct ft_ops *ops;
 	const struct ft_model *model;
 	const struct ft_lora *lora;  /* NULL: no adapters */
+	/* the weights the forward pass reads, in the backend's storage type and
+	 * memory: &model->w and &lora->w after init (right for the CPU) */
+	const struct ft_weights *xw;
+	const struct ft_lora_weights *xlw;
 	int B, T;
+	int head_rows;               /* rows of logits at a time */
 	uint64_t dropout_step;       /* advances per forward pass with dropout */
 	struct ft_decoder_acts *a;
 };
@@ -56,7 +66,7 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 		    const struct ft_lora *lora, int B, int T, struct ft_err *err);
 void ft_decoder_release(struct ft_decoder *d);
 
-/* Forward only: logits [B*T][V] when logits is not NULL; loss sum and
+/* Forward only: logits [B*T][V] (host memory, fp32) when logits is not NULL; loss sum and
  * trained count (either may be NULL). LoRA dropout is not applied. */
 int ft_decoder_forward(struct ft_decoder *d, const struct ft_batch *b, float *logits,
 		       double *loss_sum, long *trained, struct ft_err *err);

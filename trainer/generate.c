@@ -20,22 +20,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* x tensors (kernels/ops.h) are void pointers in the backend's storage
+ * type; xat indexes them. */
+static void *xat(const struct ft_gen *g, void *p, size_t i)
+{
+	return ft_x_at(g->ops, p, i);
+}
+
 struct ft_gen_scratch {
 	int rows;                         /* capacity in tokens */
-	float *block;
-	float *x, *ln, *tmp;              /* rows x C */
-	float *q, *att;                   /* rows x Q */
-	float *k, *v;                     /* rows x KV */
-	float *gate, *up;                 /* rows x I */
+	void *block;                      /* backend memory: */
+	void *x, *ln, *tmp;               /* rows x C */
+	void *q, *att;                    /* rows x Q */
+	void *k, *v;                      /* rows x KV */
+	void *gate, *up;                  /* rows x I */
 	float *rstd;                      /* rows */
-	int32_t *tokens, *pos, *slot;     /* rows */
-	const float **kp, **vp;           /* rows */
+	float *f32;                       /* rows x max(C, Q, I, V): matmul_rows' output */
+	int32_t *tokens, *pos;            /* rows */
+	const void **kp, **vp;            /* rows: cache pointers for attention_cached */
+	/* host copies of the layout */
+	void *hblock;
+	int32_t *h_tokens, *h_pos, *slot; /* rows */
+	const void **h_kp, **h_vp;        /* rows */
 	/* the pass's layout: nsingle one-token rows first, then the feeds of
 	 * several tokens, feed i at rows multi_start[i] (multi_len[i] rows);
 	 * feed f's first row is feed_row[f] */
 	int nsingle, nmulti;
 	int *multi_start, *multi_len, *feed_row;   /* nslots each */
 };
+
+/* Parts of a block, each padded to 16 bytes: sized with base NULL, then
+ * pointed into it. */
+static void *carve(char *base, size_t *off, size_t n, size_t size)
+{
+	void *p = base ? base + *off : NULL;
+	*off += (n * size + 15) & ~(size_t)15;
+	return p;
+}
+
+static size_t layout(struct ft_gen_scratch *s, char *base, size_t xs, size_t R, size_t C,
+		     size_t Q, size_t KV, size_t I, size_t F)
+{
+	size_t off = 0;
+	s->x = carve(base, &off, R * C, xs);
+	s->ln = carve(base, &off, R * C, xs);
+	s->tmp = carve(base, &off, R * C, xs);
+	s->q = carve(base, &off, R * Q, xs);
+	s->att = carve(base, &off, R * Q, xs);
+	s->k = carve(base, &off, R * KV, xs);
+	s->v = carve(base, &off, R * KV, xs);
+	s->gate = carve(base, &off, R * I, xs);
+	s->up = carve(base, &off, R * I, xs);
+	s->rstd = carve(base, &off, R, sizeof(float));
+	s->f32 = carve(base, &off, R * F, sizeof(float));
+	s->tokens = carve(base, &off, R, sizeof(int32_t));
+	s->pos = carve(base, &off, R, sizeof(int32_t));
+	s->kp = carve(base, &off, R, sizeof(void *));
+	s->vp = carve(base, &off, R, sizeof(void *));
+	return off;
+}
 
 /* Scratch for at least rows tokens. */
 static int scratch_reserve(struct ft_gen *g, int rows, struct ft_err *err)
@@ -49,34 +92,28 @@ static int scratch_reserve(struct ft_gen *g, int rows, struct ft_err *err)
 	const struct ft_model_config *c = &g->model->cfg;
 	size_t R = (size_t)want, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
 	size_t Q = (size_t)c->num_heads * c->head_dim, KV = (size_t)c->num_kv_heads * c->head_dim;
-	struct {
-		float **p;
-		size_t n;
-	} parts[] = {
-		{ &s->x, R * C }, { &s->ln, R * C }, { &s->tmp, R * C },
-		{ &s->q, R * Q }, { &s->att, R * Q }, { &s->k, R * KV }, { &s->v, R * KV },
-		{ &s->gate, R * I }, { &s->up, R * I }, { &s->rstd, R },
-	};
-	size_t total = 0;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-		total += parts[i].n;
-	float *block = malloc(total * sizeof(float) + 3 * R * sizeof(int32_t) +
-			      2 * R * sizeof(float *));
-	if (!block)
+	size_t F = C > Q ? C : Q;
+	F = F > I ? F : I;
+	F = F > (size_t)c->vocab_size ? F : (size_t)c->vocab_size;
+	size_t bytes = layout(s, NULL, g->ops->xsize, R, C, Q, KV, I, F);
+	void *block = g->ops->alloc(bytes);
+	void *hblock = malloc(R * (3 * sizeof(int32_t) + 2 * sizeof(void *)));
+	if (!block || !hblock) {
+		g->ops->release(block);
+		free(hblock);
 		return ft_err_set(err, FT_E_NOMEM, "out of memory for %d tokens of scratch", want);
-	free(s->block);
-	s->block = block;
-	s->rows = want;
-	float *p = block;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-		*parts[i].p = p;
-		p += parts[i].n;
 	}
-	s->kp = (const float **)p;
-	s->vp = s->kp + R;
-	s->tokens = (int32_t *)(s->vp + R);
-	s->pos = s->tokens + R;
-	s->slot = s->pos + R;
+	g->ops->release(s->block);
+	free(s->hblock);
+	s->block = block;
+	s->hblock = hblock;
+	s->rows = want;
+	layout(s, block, g->ops->xsize, R, C, Q, KV, I, F);
+	s->h_kp = hblock;
+	s->h_vp = s->h_kp + R;
+	s->h_tokens = (int32_t *)(s->h_vp + R);
+	s->h_pos = s->h_tokens + R;
+	s->slot = s->h_pos + R;
 	return FT_OK;
 }
 
@@ -89,15 +126,20 @@ int ft_gen_init(struct ft_gen *g, const struct ft_ops *ops, const struct ft_deco
 	g->ops = ops;
 	g->dops = dops;
 	g->model = m;
+	g->xw = &m->w;
 	g->nslots = nslots;
 	g->slots = calloc((size_t)nslots, sizeof *g->slots);
 	g->s = calloc(1, sizeof *g->s);
 	if (g->s)
 		g->s->multi_start = calloc(3 * (size_t)nslots, sizeof(int));
-	if (!g->slots || !g->s || !g->s->multi_start) {
+	int32_t half = m->cfg.head_dim / 2;
+	if (g->s && g->s->multi_start)
+		g->inv_freq = ops->alloc((size_t)half * sizeof(float));
+	if (!g->slots || !g->s || !g->s->multi_start || !g->inv_freq) {
 		ft_gen_release(g);
 		return ft_err_set(err, FT_E_NOMEM, "out of memory");
 	}
+	ops->upload(g->inv_freq, m->rope.inv_freq, (size_t)half * sizeof(float));
 	g->s->multi_len = g->s->multi_start + nslots;
 	g->s->feed_row = g->s->multi_len + nslots;
 	return scratch_reserve(g, 64, err);
@@ -106,15 +148,18 @@ int ft_gen_init(struct ft_gen *g, const struct ft_ops *ops, const struct ft_deco
 void ft_gen_release(struct ft_gen *g)
 {
 	for (int i = 0; g->slots && i < g->nslots; i++) {
-		free(g->slots[i].k);
-		free(g->slots[i].v);
+		g->ops->release(g->slots[i].k);
+		g->ops->release(g->slots[i].v);
 	}
 	free(g->slots);
 	if (g->s) {
-		free(g->s->block);
+		g->ops->release(g->s->block);
+		free(g->s->hblock);
 		free(g->s->multi_start);
 	}
 	free(g->s);
+	if (g->inv_freq)
+		g->ops->release(g->inv_freq);
 	memset(g, 0, sizeof *g);
 }
 
@@ -128,42 +173,54 @@ int ft_gen_reset(struct ft_gen *g, int slot, int cap, struct ft_err *err)
 		return FT_OK;
 	const struct ft_model_config *c = &g->model->cfg;
 	size_t n = (size_t)c->num_layers * (size_t)cap * (size_t)c->num_kv_heads * c->head_dim;
-	free(s->k);
-	free(s->v);
-	s->k = malloc(n * sizeof(float));
-	s->v = malloc(n * sizeof(float));
+	g->ops->release(s->k);
+	g->ops->release(s->v);
+	s->k = g->ops->alloc(n * g->ops->xsize);
+	s->v = g->ops->alloc(n * g->ops->xsize);
 	s->cap = cap;
 	if (!s->k || !s->v) {
-		free(s->k);
-		free(s->v);
+		g->ops->release(s->k);
+		g->ops->release(s->v);
 		memset(s, 0, sizeof *s);
-		return ft_err_set(err, FT_E_NOMEM, "out of memory for a cache of %d tokens", cap);
+		return ft_err_set(err, FT_E_NOMEM, "out of %s memory for a cache of %d tokens",
+				  g->ops->name, cap);
 	}
 	return FT_OK;
+}
+
+/* out[n] = x[n] W^T + b through the row-wise matmul (fp32 out), as x. */
+static void linear_rows(struct ft_gen *g, void *out, const void *x, const void *w,
+			const void *b, int n, int in, int outd)
+{
+	if (g->ops->xtype == FT_X_F32) {
+		g->dops->matmul_rows(out, x, w, b, n, in, outd);
+		return;
+	}
+	g->dops->matmul_rows(g->s->f32, x, w, b, n, in, outd);
+	g->ops->to_x(out, g->s->f32, (size_t)n * outd);
 }
 
 /* out = x W^T + b over the pass's rows, laid out as gather() says: the
  * one-token rows together through the row-wise matmul, each longer feed
  * on its own through the op table's. */
-static void linear(struct ft_gen *g, float *out, const float *x, const float *w,
-		   const float *b, int in, int outd)
+static void linear(struct ft_gen *g, void *out, const void *x, const void *w, const void *b,
+		   int in, int outd)
 {
 	struct ft_gen_scratch *s = g->s;
 	if (s->nsingle)
-		g->dops->matmul_rows(out, x, w, b, s->nsingle, in, outd);
+		linear_rows(g, out, x, w, b, s->nsingle, in, outd);
 	for (int i = 0; i < s->nmulti; i++) {
 		size_t r0 = (size_t)s->multi_start[i];
-		g->ops->matmul_forward(out + r0 * outd, x + r0 * in, w, b, s->multi_len[i], in,
-				       outd, 1.0f, 0);
+		g->ops->matmul_forward(xat(g, out, r0 * outd), xat(g, (void *)x, r0 * in), w, b,
+				       s->multi_len[i], in, outd, 1.0f, 0);
 	}
 }
 
-static void module(struct ft_gen *g, int l, int mod, float *out, const float *x)
+static void module(struct ft_gen *g, int l, int mod, void *out, const void *x)
 {
-	const struct ft_model *m = g->model;
 	int in, outd;
-	ft_module_dims(&m->cfg, mod, &in, &outd);
-	linear(g, out, x, m->w.layers[l].w[mod], m->w.layers[l].b[mod], in, outd);
+	ft_module_dims(&g->model->cfg, mod, &in, &outd);
+	linear(g, out, x, g->xw->layers[l].w[mod], g->xw->layers[l].b[mod], in, outd);
 }
 
 /* Checks the feeds and lays their tokens out as rows: token, slot and
@@ -212,11 +269,13 @@ static int gather(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds,
 				if (t < 0 || t >= V)
 					return ft_err_set(err, FT_E_DATA,
 							  "token %d outside the vocabulary of %d", t, V);
-				s->tokens[n] = t;
+				s->h_tokens[n] = t;
 				s->slot[n] = fd->slot;
-				s->pos[n] = g->slots[fd->slot].len + i;
+				s->h_pos[n] = g->slots[fd->slot].len + i;
 			}
 		}
+	g->ops->upload(s->tokens, s->h_tokens, (size_t)n * sizeof(int32_t));
+	g->ops->upload(s->pos, s->h_pos, (size_t)n * sizeof(int32_t));
 	*rows = n;
 	return FT_OK;
 }
@@ -227,25 +286,26 @@ static void cache_store(struct ft_gen *g, int l, int N)
 {
 	const struct ft_model_config *c = &g->model->cfg;
 	struct ft_gen_scratch *s = g->s;
-	size_t KV = (size_t)c->num_kv_heads * c->head_dim;
+	size_t KV = (size_t)c->num_kv_heads * c->head_dim, row = KV * g->ops->xsize;
 	for (int n = 0; n < N; n++) {
 		struct ft_gen_slot *sl = &g->slots[s->slot[n]];
 		size_t base = (size_t)l * sl->cap * KV;
-		memcpy(sl->k + base + (size_t)s->pos[n] * KV, s->k + (size_t)n * KV,
-		       KV * sizeof(float));
-		memcpy(sl->v + base + (size_t)s->pos[n] * KV, s->v + (size_t)n * KV,
-		       KV * sizeof(float));
-		s->kp[n] = sl->k + base;
-		s->vp[n] = sl->v + base;
+		g->ops->copy(xat(g, sl->k, base + (size_t)s->h_pos[n] * KV), xat(g, s->k, n * KV),
+			     row);
+		g->ops->copy(xat(g, sl->v, base + (size_t)s->h_pos[n] * KV), xat(g, s->v, n * KV),
+			     row);
+		s->h_kp[n] = xat(g, sl->k, base);
+		s->h_vp[n] = xat(g, sl->v, base);
 	}
+	g->ops->upload(s->kp, s->h_kp, (size_t)N * sizeof(void *));
+	g->ops->upload(s->vp, s->h_vp, (size_t)N * sizeof(void *));
 }
 
 static void layer_forward(struct ft_gen *g, int l, int N)
 {
 	const struct ft_ops *ops = g->ops;
-	const struct ft_model *m = g->model;
-	const struct ft_model_config *c = &m->cfg;
-	const struct ft_layer_weights *L = &m->w.layers[l];
+	const struct ft_model_config *c = &g->model->cfg;
+	const struct ft_layer_weights *L = &g->xw->layers[l];
 	struct ft_gen_scratch *s = g->s;
 	int C = c->hidden_size, H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim;
 	size_t NC = (size_t)N * C, NI = (size_t)N * c->intermediate_size;
@@ -255,8 +315,8 @@ static void layer_forward(struct ft_gen *g, int l, int N)
 	module(g, l, FT_MOD_Q, s->q, s->ln);
 	module(g, l, FT_MOD_K, s->k, s->ln);
 	module(g, l, FT_MOD_V, s->v, s->ln);
-	ops->rope_forward(s->q, s->pos, &m->rope, N, H, D);
-	ops->rope_forward(s->k, s->pos, &m->rope, N, KVH, D);
+	ops->rope_forward(s->q, s->pos, g->inv_freq, N, H, D);
+	ops->rope_forward(s->k, s->pos, g->inv_freq, N, KVH, D);
 	cache_store(g, l, N);
 	g->dops->attention_cached(s->att, s->q, s->kp, s->vp, s->pos, N, H, KVH, D);
 	module(g, l, FT_MOD_O, s->tmp, s->att);
@@ -277,11 +337,10 @@ int ft_gen_forward(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds
 	int rc = gather(g, feeds, nfeeds, &N, err);
 	if (rc)
 		return rc;
-	const struct ft_model *m = g->model;
-	const struct ft_model_config *c = &m->cfg;
+	const struct ft_model_config *c = &g->model->cfg;
 	struct ft_gen_scratch *s = g->s;
-	int C = c->hidden_size;
-	g->ops->embedding_forward(s->x, s->tokens, m->w.embed, N, C);
+	int C = c->hidden_size, V = c->vocab_size;
+	g->ops->embedding_forward(s->x, s->tokens, g->xw->embed, N, C);
 	for (int l = 0; l < c->num_layers; l++)
 		layer_forward(g, l, N);
 	for (int f = 0; f < nfeeds; f++)
@@ -292,12 +351,15 @@ int ft_gen_forward(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds
 	for (int f = 0; f < nfeeds; f++) {
 		int first = every_token ? s->feed_row[f] : s->feed_row[f] + feeds[f].n - 1;
 		int count = every_token ? feeds[f].n : 1;
-		memcpy(s->tmp + (size_t)rows * C, s->x + (size_t)first * C,
-		       (size_t)count * C * sizeof(float));
+		g->ops->copy(xat(g, s->tmp, (size_t)rows * C), xat(g, s->x, (size_t)first * C),
+			     (size_t)count * C * g->ops->xsize);
 		rows += count;
 	}
-	g->ops->rmsnorm_forward(s->ln, s->rstd, s->tmp, m->w.norm, rows, C, (float)c->rms_norm_eps);
-	g->dops->matmul_rows(logits, s->ln, m->w.lm_head, NULL, rows, C, c->vocab_size);
+	g->ops->rmsnorm_forward(s->ln, s->rstd, s->tmp, g->xw->norm, rows, C,
+				(float)c->rms_norm_eps);
+	/* fp32 logits (rows <= N: f32 has room), then to the caller */
+	g->dops->matmul_rows(s->f32, s->ln, g->xw->lm_head, NULL, rows, C, V);
+	g->ops->download(logits, s->f32, (size_t)rows * V * sizeof(float));
 	return FT_OK;
 }
 

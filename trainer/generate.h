@@ -10,8 +10,12 @@
  * one slot does not change, bit for bit, with what the other slots hold or
  * feed in the same pass, nor with the thread count.
  *
- * Memory: the struct owns the caches and its scratch, grown as needed; the
- * model stays the caller's. Errors: 0 or FT_E_* with err set. */
+ * Memory: the struct owns the caches and its scratch, in the backend's
+ * memory and storage type, grown as needed; the model stays the caller's.
+ * The weights it reads are those xw points at: the model's own fp32 block
+ * after ft_gen_init (right for the CPU), or a backend's copy (bf16 on a
+ * GPU). Logits come back to the caller's host memory in fp32. Errors: 0
+ * or FT_E_* with err set. */
 #ifndef FT_GENERATE_H
 #define FT_GENERATE_H
 
@@ -24,7 +28,7 @@
 
 struct ft_gen_slot {
 	int len, cap;      /* tokens in the cache, room for */
-	float *k, *v;      /* [num_layers][cap][num_kv_heads * head_dim] */
+	void *k, *v;       /* [num_layers][cap][num_kv_heads * head_dim], x tensors */
 };
 
 struct ft_gen_scratch;
@@ -33,6 +37,8 @@ struct ft_gen {
 	const struct ft_ops *ops;
 	const struct ft_decode_ops *dops;
 	const struct ft_model *model;
+	const struct ft_weights *xw;   /* the weights read: &model->w after init */
+	float *inv_freq;               /* the rope frequencies, in backend memory */
 	int nslots;
 	struct ft_gen_slot *slots;
 	struct ft_gen_scratch *s;

@@ -79,15 +79,17 @@ int ft_lora_init(struct ft_lora *lo, const struct ft_model_config *mc,
 			}
 		}
 	lo->weights = calloc(lo->nfloats, sizeof *lo->weights);
-	if (!lo->weights || ft_lora_point(lo, lo->weights, &lo->w)) {
+	if (!lo->weights || ft_lora_point(lo, lo->weights, sizeof(float), &lo->w)) {
 		ft_lora_release(lo);
 		return ft_err_set(err, FT_E_NOMEM, "out of memory");
 	}
 	return FT_OK;
 }
 
-int ft_lora_point(const struct ft_lora *lo, float *block, struct ft_lora_weights *w)
+int ft_lora_point(const struct ft_lora *lo, void *block, size_t esize,
+		  struct ft_lora_weights *w)
 {
+	char *base = block;
 	w->layers = calloc((size_t)lo->num_layers, sizeof *w->layers);
 	if (!w->layers)
 		return FT_E_NOMEM;
@@ -96,8 +98,8 @@ int ft_lora_point(const struct ft_lora *lo, float *block, struct ft_lora_weights
 		for (int m = 0; m < FT_MOD_COUNT; m++) {
 			if (!(lo->cfg.targets & (1u << m)))
 				continue;
-			w->layers[l].A[m] = block + lo->params[i++].offset;
-			w->layers[l].B[m] = block + lo->params[i++].offset;
+			w->layers[l].A[m] = base + lo->params[i++].offset * esize;
+			w->layers[l].B[m] = base + lo->params[i++].offset * esize;
 		}
 	return FT_OK;
 }

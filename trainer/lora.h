@@ -24,9 +24,10 @@ struct ft_lora_config {
 	uint64_t seed;      /* dropout masks */
 };
 
+/* fp32 or a backend's storage type, like struct ft_weights */
 struct ft_lora_layer {
-	float *A[FT_MOD_COUNT];   /* NULL where the module has no adapter */
-	float *B[FT_MOD_COUNT];
+	void *A[FT_MOD_COUNT];    /* NULL where the module has no adapter */
+	void *B[FT_MOD_COUNT];
 };
 
 struct ft_lora_weights {
@@ -51,7 +52,9 @@ int ft_lora_init(struct ft_lora *lo, const struct ft_model_config *mc,
 void ft_lora_release(struct ft_lora *lo);
 /* A kaiming-uniform from seed, B zero (PEFT's default init). */
 void ft_lora_init_random(struct ft_lora *lo, uint64_t seed);
-int ft_lora_point(const struct ft_lora *lo, float *block, struct ft_lora_weights *w);
+/* Point w at block: lo->nfloats elements of esize bytes in lo's layout. */
+int ft_lora_point(const struct ft_lora *lo, void *block, size_t esize,
+		  struct ft_lora_weights *w);
 void ft_lora_weights_release(struct ft_lora_weights *w);
 
 /* Hugging Face PEFT files. ft_lora_save writes DIR/adapter_model.safetensors

@@ -438,7 +438,7 @@ int ft_model_init(struct ft_model *m, const struct ft_model_config *cfg, struct 
 		ft_model_release(m);
 		return ft_err_set(err, FT_E_NOMEM, "out of memory for %zu weights", m->nfloats);
 	}
-	int rc = ft_model_point(m, m->weights, &m->w);
+	int rc = ft_model_point(m, m->weights, sizeof(float), &m->w);
 	if (!rc)
 		rc = ft_rope_init(&m->rope, c->head_dim, &c->rope);
 	if (rc) {
@@ -448,27 +448,28 @@ int ft_model_init(struct ft_model *m, const struct ft_model_config *cfg, struct 
 	return FT_OK;
 }
 
-int ft_model_point(const struct ft_model *m, float *block, struct ft_weights *w)
+int ft_model_point(const struct ft_model *m, void *block, size_t esize, struct ft_weights *w)
 {
+	char *base = block;
 	const struct ft_model_config *c = &m->cfg;
 	memset(w, 0, sizeof *w);
 	w->layers = calloc((size_t)c->num_layers, sizeof *w->layers);
 	if (!w->layers)
 		return FT_E_NOMEM;
 	size_t i = 0;
-	w->embed = block + m->params[i++].offset;
+	w->embed = base + m->params[i++].offset * esize;
 	for (int l = 0; l < c->num_layers; l++) {
 		struct ft_layer_weights *L = &w->layers[l];
-		L->input_layernorm = block + m->params[i++].offset;
+		L->input_layernorm = base + m->params[i++].offset * esize;
 		for (int mod = 0; mod < FT_MOD_COUNT; mod++) {
-			L->w[mod] = block + m->params[i++].offset;
+			L->w[mod] = base + m->params[i++].offset * esize;
 			if (has_bias(c, mod))
-				L->b[mod] = block + m->params[i++].offset;
+				L->b[mod] = base + m->params[i++].offset * esize;
 		}
-		L->post_attention_layernorm = block + m->params[i++].offset;
+		L->post_attention_layernorm = base + m->params[i++].offset * esize;
 	}
-	w->norm = block + m->params[i++].offset;
-	w->lm_head = c->tie_word_embeddings ? w->embed : block + m->params[i++].offset;
+	w->norm = base + m->params[i++].offset * esize;
+	w->lm_head = c->tie_word_embeddings ? w->embed : base + m->params[i++].offset * esize;
 	return FT_OK;
 }
 

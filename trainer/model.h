@@ -64,17 +64,20 @@ extern const char *const ft_module_names[FT_MOD_COUNT];   /* "q_proj", ... */
 /* Hugging Face path of a module inside a layer: "self_attn.q_proj", ... */
 extern const char *const ft_module_paths[FT_MOD_COUNT];
 
+/* Pointers into a block of one element type: fp32 (the model, gradients,
+ * moments) or a backend's storage type (the weights the forward pass reads;
+ * kernels/ops.h), hence void. */
 struct ft_layer_weights {
-	float *input_layernorm;           /* [C] */
-	float *w[FT_MOD_COUNT];           /* [out][in] */
-	float *b[FT_MOD_COUNT];           /* bias [out] or NULL */
-	float *post_attention_layernorm;  /* [C] */
+	void *input_layernorm;            /* [C] */
+	void *w[FT_MOD_COUNT];            /* [out][in] */
+	void *b[FT_MOD_COUNT];            /* bias [out] or NULL */
+	void *post_attention_layernorm;   /* [C] */
 };
 
 struct ft_weights {
-	float *embed;          /* [V][C] */
-	float *norm;           /* [C] */
-	float *lm_head;        /* [V][C]; == embed when tied */
+	void *embed;           /* [V][C] */
+	void *norm;            /* [C] */
+	void *lm_head;         /* [V][C]; == embed when tied */
 	struct ft_layer_weights *layers;   /* num_layers, owned by the struct */
 };
 
@@ -102,8 +105,8 @@ void ft_module_dims(const struct ft_model_config *c, enum ft_module m, int *in, 
 /* Lay out the parameters of cfg and allocate a zeroed block. */
 int ft_model_init(struct ft_model *m, const struct ft_model_config *cfg, struct ft_err *err);
 void ft_model_release(struct ft_model *m);
-/* Point w at block (a block of m->nfloats floats in m's layout). */
-int ft_model_point(const struct ft_model *m, float *block, struct ft_weights *w);
+/* Point w at block: m->nfloats elements of esize bytes in m's layout. */
+int ft_model_point(const struct ft_model *m, void *block, size_t esize, struct ft_weights *w);
 void ft_weights_release(struct ft_weights *w);
 /* Load DIR: config.json then every weight by its HF name (converted to fp32;
  * shapes must match; missing or unexpected weights are errors; a tied

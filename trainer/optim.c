@@ -31,9 +31,9 @@ int ft_trainable_add(struct ft_trainable *tr, const struct ft_param *p, float *w
 		tr->t = q;
 		tr->cap = cap;
 	}
-	tr->t[tr->n++] = (struct ft_tensor_ref){ p, w + p->offset, g + p->offset,
+	tr->t[tr->n++] = (struct ft_tensor_ref){ p, w + p->offset, g ? g + p->offset : NULL,
 						  m ? m + p->offset : NULL,
-						  v ? v + p->offset : NULL };
+						  v ? v + p->offset : NULL, NULL };
 	tr->numel += p->numel;
 	return FT_OK;
 }
@@ -44,58 +44,32 @@ void ft_trainable_release(struct ft_trainable *tr)
 	memset(tr, 0, sizeof *tr);
 }
 
-void ft_trainable_zero_grad(struct ft_trainable *tr)
+void ft_trainable_set_x(struct ft_trainable *tr, const struct ft_ops *ops, void *xblock)
 {
 	for (size_t i = 0; i < tr->n; i++)
-		memset(tr->t[i].g, 0, tr->t[i].p->numel * sizeof(float));
+		tr->t[i].x = ft_x_at(ops, xblock, tr->t[i].p->offset);
 }
 
-const struct ft_tensor_ref *ft_trainable_nonfinite(const struct ft_trainable *tr, bool weights)
+void ft_trainable_zero_grad(const struct ft_ops *ops, struct ft_trainable *tr)
 {
-	for (size_t i = 0; i < tr->n; i++) {
-		const float *g = weights ? tr->t[i].w : tr->t[i].g;
-		size_t n = tr->t[i].p->numel;
-		int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static)
-		for (size_t k = 0; k < n; k++)
-			bad |= !isfinite(g[k]);
-		if (bad)
+	for (size_t i = 0; i < tr->n; i++)
+		ops->memzero(tr->t[i].g, tr->t[i].p->numel * sizeof(float));
+}
+
+const struct ft_tensor_ref *ft_trainable_nonfinite(const struct ft_ops *ops,
+						   const struct ft_trainable *tr, bool weights)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		if (ops->nonfinite(weights ? tr->t[i].w : tr->t[i].g, tr->t[i].p->numel))
 			return &tr->t[i];
-	}
 	return NULL;
 }
 
-/* Sum of squares of n floats in fixed blocks, whatever the thread count. */
-static double sum_squares(const float *x, size_t n)
-{
-	enum { BLOCK = 1 << 14 };
-	size_t nb = (n + BLOCK - 1) / BLOCK;
-	double total = 0.0;
-	double *part = malloc(nb * sizeof *part);
-	if (!part) {
-		for (size_t k = 0; k < n; k++)
-			total += (double)x[k] * x[k];
-		return total;
-	}
-#pragma omp parallel for schedule(static)
-	for (size_t b = 0; b < nb; b++) {
-		size_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
-		double s = 0.0;
-		for (size_t k = b * BLOCK; k < end; k++)
-			s += (double)x[k] * x[k];
-		part[b] = s;
-	}
-	for (size_t b = 0; b < nb; b++)
-		total += part[b];
-	free(part);
-	return total;
-}
-
-double ft_trainable_grad_norm(const struct ft_trainable *tr)
+double ft_trainable_grad_norm(const struct ft_ops *ops, const struct ft_trainable *tr)
 {
 	double s = 0.0;
 	for (size_t i = 0; i < tr->n; i++)
-		s += sum_squares(tr->t[i].g, tr->t[i].p->numel);
+		s += ops->sumsq(tr->t[i].g, tr->t[i].p->numel);
 	return sqrt(s);
 }
 
@@ -104,18 +78,13 @@ void ft_adamw_step(const struct ft_ops *ops, struct ft_trainable *tr, const stru
 {
 	if (a->max_grad_norm > 0.0 && grad_norm > a->max_grad_norm) {
 		float c = (float)(a->max_grad_norm / (grad_norm + 1e-6));
-		for (size_t i = 0; i < tr->n; i++) {
-			float *g = tr->t[i].g;
-			size_t n = tr->t[i].p->numel;
-#pragma omp parallel for schedule(static)
-			for (size_t k = 0; k < n; k++)
-				g[k] *= c;
-		}
+		for (size_t i = 0; i < tr->n; i++)
+			ops->scale(tr->t[i].g, tr->t[i].p->numel, c);
 	}
 	for (size_t i = 0; i < tr->n; i++) {
 		const struct ft_tensor_ref *r = &tr->t[i];
 		ops->adamw(r->w, r->g, r->m, r->v, r->p->numel, (float)lr, (float)a->beta1,
 			   (float)a->beta2, (float)a->eps,
-			   r->p->decay ? (float)a->weight_decay : 0.0f, (int)t);
+			   r->p->decay ? (float)a->weight_decay : 0.0f, (int)t, r->x);
 	}
 }

@@ -93,6 +93,8 @@ const struct ft_recipe_key ft_recipe_keys[] = {
 	  "dtype of exported model weights: f32, bf16, f16" },
 	{ "threads", FT_RK_INT, OFF(threads), "0", 0, 4096,
 	  "CPU threads (0: OpenMP's default)" },
+	{ "device", FT_RK_DEVICE, OFF(device), "cpu", 0, 0,
+	  "where to train: cpu, cuda (GPU 0) or cuda:N" },
 	{ "zero_stage", FT_RK_INT, OFF(zero_stage), "1", 0, 1,
 	  "ranks: 1 shards the AdamW moments (ZeRO-1), 0 keeps them whole on each" },
 };
@@ -204,6 +206,20 @@ static int parse_train_modules(const char *s, unsigned *out, struct ft_err *err)
 	return rc;
 }
 
+int ft_device_parse(const char *s, int *device)
+{
+	char *end;
+	long n = 0;
+	if (strcmp(s, "cpu") == 0)
+		n = -1;
+	else if (strncmp(s, "cuda", 4) != 0 ||
+		 (s[4] && (s[4] != ':' || !isdigit((unsigned char)s[5]) ||
+			   (n = strtol(s + 5, &end, 10)) > 1023 || *end)))
+		return FT_E_DATA;
+	*device = (int)n;
+	return FT_OK;
+}
+
 int ft_recipe_set(struct ft_recipe *r, const struct ft_recipe_key *k, const char *value,
 		  struct ft_err *err)
 {
@@ -271,6 +287,11 @@ int ft_recipe_set(struct ft_recipe *r, const struct ft_recipe_key *k, const char
 			*(enum ft_dtype *)field(r, k) = FT_DT_F16;
 		else
 			return ft_err_set(err, FT_E_DATA, "%s: '%s' is not f32, bf16 or f16",
+					  k->name, value);
+		return FT_OK;
+	case FT_RK_DEVICE:
+		if (ft_device_parse(value, field(r, k)))
+			return ft_err_set(err, FT_E_DATA, "%s: '%s' is not cpu, cuda or cuda:N",
 					  k->name, value);
 		return FT_OK;
 	}
@@ -471,6 +492,10 @@ int ft_recipe_format(const struct ft_recipe *r, const struct ft_recipe_key *k,
 		enum ft_dtype d = *(const enum ft_dtype *)f;
 		return ft_buf_puts(out, d == FT_DT_F32 ? "\"f32\"" : d == FT_DT_BF16 ? "\"bf16\"" :
 								       "\"f16\"");
+	}
+	case FT_RK_DEVICE: {
+		int d = *(const int *)f;
+		return d < 0 ? ft_buf_puts(out, "\"cpu\"") : ft_buf_printf(out, "\"cuda:%d\"", d);
 	}
 	}
 	return -1;

@@ -52,11 +52,12 @@ struct ft_recipe {
 	enum ft_dtype export_dtype;
 	int threads;                /* 0: OpenMP's default */
 	int zero_stage;             /* data parallel: 1 shards the AdamW moments (ZeRO-1) */
+	int device;                 /* -1: the CPU; N: CUDA device N */
 };
 
 enum ft_recipe_type {
 	FT_RK_PATH, FT_RK_INT, FT_RK_LONG, FT_RK_FLOAT, FT_RK_BOOL, FT_RK_METHOD,
-	FT_RK_SCHED, FT_RK_LORA_TARGETS, FT_RK_TRAIN_MODULES, FT_RK_DTYPE
+	FT_RK_SCHED, FT_RK_LORA_TARGETS, FT_RK_TRAIN_MODULES, FT_RK_DTYPE, FT_RK_DEVICE
 };
 
 struct ft_recipe_key {
@@ -76,6 +77,8 @@ void ft_recipe_init(struct ft_recipe *r);
 void ft_recipe_release(struct ft_recipe *r);
 /* Look a key up by name ('-' and '_' alike); NULL when unknown. */
 const struct ft_recipe_key *ft_recipe_key(const char *name, size_t len);
+/* "cpu" (-1), "cuda" (0) or "cuda:N" (N) into *device; FT_E_DATA otherwise. */
+int ft_device_parse(const char *s, int *device);
 /* Set one key from its text (unquoted). */
 int ft_recipe_set(struct ft_recipe *r, const struct ft_recipe_key *k, const char *value,
 		  struct ft_err *err);

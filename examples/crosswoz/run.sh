@@ -29,8 +29,8 @@ base=${BASE:-}
 max_new=${MAX_NEW_TOKENS:-160}
 ex=$root/examples/crosswoz
 case $config in
-cpu) eval_prompts=${EVAL_PROMPTS:-100} ;;
-gpu) eval_prompts=${EVAL_PROMPTS:-0} ;;
+cpu) eval_prompts=${EVAL_PROMPTS:-100}; device=cpu ;;
+gpu) eval_prompts=${EVAL_PROMPTS:-0}; device=cuda ;;
 *) echo "run.sh: CONFIG must be cpu or gpu" >&2; exit 2 ;;
 esac
 if [ -n "$base" ]; then
@@ -139,7 +139,7 @@ for run in "${runs[@]}"; do
 	else
 		gen=(-m "$out/full/model")
 	fi
-	"$bin/ft-generate" "${gen[@]}" -t "$tok" --max-new-tokens "$max_new" \
+	"$bin/ft-generate" "${gen[@]}" -t "$tok" --device "$device" --max-new-tokens "$max_new" \
 		-o "$out/predictions.$run.jsonl" "$out/test.prompts.jsonl"
 	stage "ft-eval ($run)"
 	"$bin/ft-eval" --json -o "$out/eval.$run.json" "$out/predictions.$run.jsonl"

@@ -1,6 +1,8 @@
 /* cpu.h: the CPU ops, one file per op family, gathered into ft_ops_cpu by
- * ops_cpu.c. Internal to kernels/cpu; the contract of each op is in
- * kernels/ops.h. Determinism: OpenMP loops split work over outputs only;
+ * ops_cpu.c (which also holds the memory ops and the small elementwise
+ * ones). The CPU stores x tensors in fp32, so these take float pointers.
+ * Internal to kernels/cpu; the contract of each op is in kernels/ops.h.
+ * Determinism: OpenMP loops split work over outputs only;
  * every sum runs sequentially over its inputs, so results do not change with
  * the thread count. */
 #ifndef FT_KERNELS_CPU_H
@@ -21,10 +23,10 @@ void ft_cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const flo
 			    int N, int C, float eps);
 void ft_cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
 			     const float *weight, const float *rstd, int N, int C);
-void ft_cpu_rope_forward(float *x, const int32_t *pos, const struct ft_rope *rope, int N,
-			 int H, int D);
-void ft_cpu_rope_backward(float *x, const int32_t *pos, const struct ft_rope *rope, int N,
-			  int H, int D);
+void ft_cpu_rope_forward(float *x, const int32_t *pos, const float *inv_freq, int N, int H,
+			 int D);
+void ft_cpu_rope_backward(float *x, const int32_t *pos, const float *inv_freq, int N, int H,
+			  int D);
 void ft_cpu_attention_forward(float *out, float *lse, const float *q, const float *k,
 			      const float *v, const int32_t *doc_start, int B, int T, int H,
 			      int KVH, int D);
@@ -39,8 +41,6 @@ void ft_cpu_crossentropy_forward(float *losses, const float *logits, const int32
 				 int N, int V);
 void ft_cpu_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets,
 				  int N, int V, float scale);
-void ft_cpu_add(float *out, const float *a, const float *b, size_t n);
-void ft_cpu_accumulate(float *dst, const float *src, size_t n);
 void ft_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
 		  float beta1, float beta2, float eps, float weight_decay, int t);
 

@@ -43,9 +43,10 @@ static float dot_lanes(const float *a, const float *b, int n)
 /* below this many multiply-adds a pass is not worth waking threads for */
 #define PARALLEL_MIN (1 << 16)
 
-static void cpu_matmul_rows(float *out, const float *inp, const float *weight,
-			    const float *bias, int N, int IC, int OC)
+static void cpu_matmul_rows(float *out, const void *inp_, const void *weight_,
+			    const void *bias_, int N, int IC, int OC)
 {
+	const float *inp = inp_, *weight = weight_, *bias = bias_;
 	size_t work = (size_t)N * IC * OC;
 #pragma omp parallel for schedule(static) if (work >= PARALLEL_MIN)
 	for (int o = 0; o < OC; o++) {
@@ -87,10 +88,12 @@ static void attend_one(float *out, const float *q, const float *k, const float *
 		out[d] = acc[d] * inv;
 }
 
-static void cpu_attention_cached(float *out, const float *q, const float *const *k,
-				 const float *const *v, const int32_t *pos, int N, int H,
-				 int KVH, int D)
+static void cpu_attention_cached(void *out_, const void *q_, const void *const *k_,
+				 const void *const *v_, const int32_t *pos, int N, int H, int KVH,
+				 int D)
 {
+	float *out = out_;
+	const float *q = q_;
 	assert(H % KVH == 0 && D <= FT_DECODE_MAX_HEAD_DIM);
 	int group = H / KVH, ld = KVH * D;
 	float scale = 1.0f / sqrtf((float)D);
@@ -101,7 +104,8 @@ static void cpu_attention_cached(float *out, const float *q, const float *const 
 	for (int n = 0; n < N; n++)
 		for (int h = 0; h < H; h++) {
 			size_t qo = ((size_t)n * H + h) * D, ko = (size_t)(h / group) * D;
-			attend_one(out + qo, q + qo, k[n] + ko, v[n] + ko, pos[n] + 1, ld, D, scale);
+			const float *kn = k_[n], *vn = v_[n];
+			attend_one(out + qo, q + qo, kn + ko, vn + ko, pos[n] + 1, ld, D, scale);
 		}
 }
 

@@ -45,14 +45,14 @@ void ft_rope_release(struct ft_rope *r)
 }
 
 /* Rotate every head of token n by +angle (dir = 1) or -angle (dir = -1). */
-static void rope_apply(float *x, const int32_t *pos, const struct ft_rope *rope, int N, int H,
-		       int D, float dir)
+static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int N, int H, int D,
+		       float dir)
 {
 	int half = D / 2;
 #pragma omp parallel for schedule(static)
 	for (int n = 0; n < N; n++) {
 		for (int i = 0; i < half; i++) {
-			float angle = (float)pos[n] * rope->inv_freq[i];  /* fp32, as HF */
+			float angle = (float)pos[n] * inv_freq[i];  /* fp32, as HF */
 			float c = cosf(angle), s = dir * sinf(angle);
 			for (int h = 0; h < H; h++) {
 				float *v = x + ((size_t)n * H + h) * D;
@@ -64,14 +64,14 @@ static void rope_apply(float *x, const int32_t *pos, const struct ft_rope *rope,
 	}
 }
 
-void ft_cpu_rope_forward(float *x, const int32_t *pos, const struct ft_rope *rope, int N,
-			 int H, int D)
+void ft_cpu_rope_forward(float *x, const int32_t *pos, const float *inv_freq, int N, int H,
+			 int D)
 {
-	rope_apply(x, pos, rope, N, H, D, 1.0f);
+	rope_apply(x, pos, inv_freq, N, H, D, 1.0f);
 }
 
-void ft_cpu_rope_backward(float *x, const int32_t *pos, const struct ft_rope *rope, int N,
-			  int H, int D)
+void ft_cpu_rope_backward(float *x, const int32_t *pos, const float *inv_freq, int N, int H,
+			  int D)
 {
-	rope_apply(x, pos, rope, N, H, D, -1.0f);
+	rope_apply(x, pos, inv_freq, N, H, D, -1.0f);
 }

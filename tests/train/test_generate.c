@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "decoder.h"
+#include "gencheck.h"
 #include "generate.h"
 #include "json.h"
 #include "lora.h"
@@ -160,65 +161,6 @@ static void check_cache(const char *name, const struct ft_model *m, const int32_
 	free(step);
 }
 
-/* Sequences run alone, then together in one engine (prefills mixed with
- * decode steps): every logit bit-identical. */
-static void check_batch(const char *name, const struct ft_model *m, const int32_t *seq, int T)
-{
-	struct ft_err err;
-	int V = m->cfg.vocab_size, S = 3, steps = 6;
-	int plen[3] = { 1, T / 2, T - steps };
-	float *alone = calloc((size_t)S * steps * V, sizeof *alone);
-	float *mixed = calloc((size_t)S * steps * V, sizeof *mixed);
-	float *tmp = malloc((size_t)S * V * sizeof *tmp);
-	struct ft_gen g;
-	int rc = ft_gen_init(&g, &ft_ops_cpu, &ft_decode_ops_cpu, m, S, &err);
-	/* alone: sequence s is seq[0..plen[s]) then steps tokens of seq */
-	for (int s = 0; s < S && !rc; s++) {
-		rc = ft_gen_reset(&g, 0, plen[s] + steps, &err);
-		struct ft_gen_feed f = { 0, seq, plen[s] };
-		for (int k = 0; k < steps && !rc; k++) {
-			rc = ft_gen_forward(&g, &f, 1, alone + ((size_t)s * steps + k) * V, false, &err);
-			f = (struct ft_gen_feed){ 0, seq + plen[s] + k, 1 };
-		}
-	}
-	/* together: sequence s starts s passes late, so prefills meet steps */
-	for (int s = 0; s < S && !rc; s++)
-		rc = ft_gen_reset(&g, s, plen[s] + steps, &err);
-	int done[3] = { 0 };
-	for (int pass = 0; pass < steps + S && !rc; pass++) {
-		struct ft_gen_feed f[3];
-		int who[3], nf = 0;
-		for (int s = 0; s < S; s++) {
-			if (pass < s || done[s] == steps)
-				continue;
-			if (done[s] == 0)
-				f[nf] = (struct ft_gen_feed){ s, seq, plen[s] };
-			else
-				f[nf] = (struct ft_gen_feed){ s, seq + plen[s] + done[s] - 1, 1 };
-			who[nf++] = s;
-		}
-		if (!nf)
-			continue;
-		rc = ft_gen_forward(&g, f, nf, tmp, false, &err);
-		for (int i = 0; i < nf && !rc; i++) {
-			int s = who[i];
-			memcpy(mixed + ((size_t)s * steps + done[s]) * V, tmp + (size_t)i * V,
-			       (size_t)V * sizeof *tmp);
-			done[s]++;
-		}
-	}
-	if (rc)
-		printf("%s\n", err.msg);
-	test_cond("batched passes run", rc == 0);
-	char descr[160];
-	snprintf(descr, sizeof descr, "%s: logits alone and batched bit-identical", name);
-	test_cond(descr, !memcmp(alone, mixed, (size_t)S * steps * V * sizeof *alone));
-	ft_gen_release(&g);
-	free(alone);
-	free(mixed);
-	free(tmp);
-}
-
 static void check_case(const char *name)
 {
 	char dir[512], path[600];
@@ -245,7 +187,7 @@ static void check_case(const char *name)
 	memcpy(seq, pi, (size_t)np * sizeof *seq);
 	memcpy(seq + np, ci, (size_t)nc * sizeof *seq);
 	check_cache(name, &m, seq, np + nc, np);
-	check_batch(name, &m, seq, np + nc);
+	check_batch(name, &m, &ft_ops_cpu, &ft_decode_ops_cpu, NULL, seq, np + nc);
 	free(pi);
 	free(ci);
 	free(seq);

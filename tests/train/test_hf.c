@@ -224,7 +224,7 @@ static void run_case(const char *name)
 	/* gradients of every weight */
 	float *grads = calloc(m.nfloats, sizeof *grads);
 	struct ft_weights gw;
-	test_cond("point grads", ft_model_point(&m, grads, &gw) == 0);
+	test_cond("point grads", ft_model_point(&m, grads, sizeof(float), &gw) == 0);
 	test_cond("batch trained count", ft_batch_trained(&batch) == trained);
 	double loss2 = 0;
 	test_cond("forward_backward", ft_decoder_forward_backward(&d, &batch, 1.0f / (float)trained,
@@ -261,7 +261,7 @@ static void run_case(const char *name)
 		test_cond("lora decoder", ft_decoder_init(&dl, &ft_ops_cpu, &m, &lo, B, T, &err) == 0);
 		float *lg = calloc(lo.nfloats, sizeof *lg);
 		struct ft_lora_weights lgw;
-		test_cond("point lora grads", ft_lora_point(&lo, lg, &lgw) == 0);
+		test_cond("point lora grads", ft_lora_point(&lo, lg, sizeof(float), &lgw) == 0);
 		double lloss = 0;
 		test_cond("lora forward_backward",
 			  ft_decoder_forward_backward(&dl, &batch, 1.0f / (float)trained, NULL, &lgw,
@@ -297,15 +297,15 @@ static void run_case(const char *name)
 			ft_trainable_add(&tr, &m.params[i], m.weights, grads, mom, var);
 		struct ft_adamw aw = { b1, b2, eps, wd, 0.0 };
 		for (int s = 1; s <= steps; s++) {
-			ft_trainable_zero_grad(&tr);
+			ft_trainable_zero_grad(&ft_ops_cpu, &tr);
 			double ls = 0;
 			ft_decoder_forward_backward(&d, &batch, 1.0f / (float)trained, &gw, NULL, &ls,
 						    NULL, &err);
 			double lw = jnum(aj, s == 1 ? "loss_sums.0" : s == 2 ? "loss_sums.1" :
 							"loss_sums.2");
 			test_cond("adamw step loss as torch", fabs(ls - lw) <= TOL * fabs(lw));
-			test_cond("finite gradients", ft_trainable_nonfinite(&tr, false) == NULL);
-			ft_adamw_step(&ft_ops_cpu, &tr, &aw, lr, s, ft_trainable_grad_norm(&tr));
+			test_cond("finite gradients", ft_trainable_nonfinite(&ft_ops_cpu, &tr, false) == NULL);
+			ft_adamw_step(&ft_ops_cpu, &tr, &aw, lr, s, ft_trainable_grad_norm(&ft_ops_cpu, &tr));
 		}
 		ft_trainable_release(&tr);
 		for (size_t i = 0; i < m.nparams; i++) {

@@ -192,7 +192,7 @@ static struct ft_rope p_rope;
 static double rope_loss(void)
 {
 	memcpy(p_out, p_x, PN * PH * PD * sizeof(float));
-	ops->rope_forward(p_out, p_pos, &p_rope, PN, PH, PD);
+	ops->rope_forward(p_out, p_pos, p_rope.inv_freq, PN, PH, PD);
 	return dotd(p_out, p_r, PN * PH * PD);
 }
 
@@ -224,7 +224,7 @@ static void test_rope(void)
 	test_cond("rope: rotate_half pairing", fabsf(p_out[PH * PD + PD + 1] - want) < 1e-6f);
 	float *dx = zeros(PN * PH * PD);
 	memcpy(dx, p_r, PN * PH * PD * sizeof(float));
-	ops->rope_backward(dx, p_pos, &p_rope, PN, PH, PD);
+	ops->rope_backward(dx, p_pos, p_rope.inv_freq, PN, PH, PD);
 	check_fd("rope dinp", rope_loss, p_x, PN * PH * PD, dx, 1e-2, 1e-3);
 	free(dx); free(p_x); free(p_out); free(p_r);
 	ft_rope_release(&p_rope);
@@ -352,7 +352,7 @@ static void test_adamw(void)
 	double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
 	for (int t = 1; t <= 3; t++) {
 		float *g = rnd(N, 0.1);
-		ops->adamw(p, g, m, v, N, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+		ops->adamw(p, g, m, v, N, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t, NULL);
 		for (int i = 0; i < N; i++) {
 			pd[i] *= 1 - lr * wd;
 			md[i] = b1 * md[i] + (1 - b1) * g[i];
@@ -382,9 +382,9 @@ static int fwd_bwd(struct ft_decoder *d, const struct ft_batch *b, float scale, 
 	struct ft_weights gw;
 	struct ft_lora_weights lw;
 	if (g)
-		ft_model_point(d->model, g, &gw);
+		ft_model_point(d->model, g, sizeof(float), &gw);
 	if (lg)
-		ft_lora_point(d->lora, lg, &lw);
+		ft_lora_point(d->lora, lg, sizeof(float), &lw);
 	int rc = ft_decoder_forward_backward(d, b, scale, g ? &gw : NULL, lg ? &lw : NULL, loss,
 					     n, err);
 	if (g)

@@ -47,9 +47,9 @@ static void test_clip_and_nonfinite(void)
 	ft_trainable_add(&tr, &p[0], w, g, m, v);
 	ft_trainable_add(&tr, &p[1], w, g, m, v);
 	test_cond("two tensors, four values", tr.n == 2 && tr.numel == 4);
-	double norm = ft_trainable_grad_norm(&tr);
+	double norm = ft_trainable_grad_norm(&ft_ops_cpu, &tr);
 	test_cond("global norm over all tensors", near(norm, 5.0));
-	test_cond("finite", ft_trainable_nonfinite(&tr, false) == NULL);
+	test_cond("finite", ft_trainable_nonfinite(&ft_ops_cpu, &tr, false) == NULL);
 	struct ft_adamw a = { .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.5,
 			      .max_grad_norm = 1.0 };
 	ft_adamw_step(&ft_ops_cpu, &tr, &a, 0.1, 1, norm);
@@ -58,14 +58,14 @@ static void test_clip_and_nonfinite(void)
 	test_cond("decay on 'a', not on 'b'",
 		  fabsf(w[1] - (1.0f - 0.1f * 0.5f)) < 1e-6f && fabsf(w[3] - 0.9f) < 1e-5f);
 	g[2] = NAN;
-	test_cond("NaN found in 'a'", ft_trainable_nonfinite(&tr, false) == &tr.t[0]);
+	test_cond("NaN found in 'a'", ft_trainable_nonfinite(&ft_ops_cpu, &tr, false) == &tr.t[0]);
 	g[2] = 0;
 	g[3] = INFINITY;
-	test_cond("infinity found in 'b'", ft_trainable_nonfinite(&tr, false) == &tr.t[1]);
-	test_cond("weights finite", ft_trainable_nonfinite(&tr, true) == NULL);
+	test_cond("infinity found in 'b'", ft_trainable_nonfinite(&ft_ops_cpu, &tr, false) == &tr.t[1]);
+	test_cond("weights finite", ft_trainable_nonfinite(&ft_ops_cpu, &tr, true) == NULL);
 	w[3] = -INFINITY;
-	test_cond("weight check finds 'b'", ft_trainable_nonfinite(&tr, true) == &tr.t[1]);
-	ft_trainable_zero_grad(&tr);
+	test_cond("weight check finds 'b'", ft_trainable_nonfinite(&ft_ops_cpu, &tr, true) == &tr.t[1]);
+	ft_trainable_zero_grad(&ft_ops_cpu, &tr);
 	test_cond("zero_grad", g[0] == 0 && g[3] == 0);
 	ft_trainable_release(&tr);
 }

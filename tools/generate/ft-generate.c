@@ -34,6 +34,7 @@
 #include "lora.h"
 #include "model.h"
 #include "out.h"
+#include "recipe.h"
 #include "rng.h"
 #include "sample.h"
 #include "spm.h"
@@ -42,7 +43,7 @@
 static const char usage_text[] =
 "Usage: ft-generate -m MODEL_DIR [OPTION]... [FILE]...\n"
 "Generate a prediction for every prompt sample (ft-template --mode prompt)\n"
-"with a Llama-family model on the CPU, as JSON Lines in input order.\n"
+"with a Llama-family model, as JSON Lines in input order.\n"
 "With no FILE, or when FILE is -, read standard input; .gz is read\n"
 "transparently. Prompts are tokenized as ft-tokenize tokenizes samples.\n"
 "\n"
@@ -73,6 +74,7 @@ static const char usage_text[] =
 "  -b, --batch=N           prompts decoded together (default 8); the output\n"
 "                          does not depend on N\n"
 "      --threads=N         CPU threads (default: OpenMP's default)\n"
+"      --device=DEV        cpu (default), cuda (GPU 0) or cuda:N\n"
 "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
 "      --ids               records give prompt_ids (token ids) instead of\n"
 "                          segments; no tokenizer needed\n"
@@ -108,7 +110,7 @@ struct opts {
 	struct ft_sampling sampling;
 	bool top_k_set, top_p_set;
 	uint64_t seed;
-	int batch, threads;
+	int batch, threads, device;
 	bool ids, print_ids, interactive, skip_bad, progress, quiet;
 	size_t max_line;
 };
@@ -207,6 +209,23 @@ static void eos_from_config(struct run *r, const char *path)
 		if (ft_json_is_int(one) && ft_json_int(one) >= 0 && ft_json_int(one) < r->V)
 			r->eos[ft_json_int(one)] = true;
 	cJSON_Delete(c);
+}
+
+/* The model's weights (adapters merged) in a GPU's memory and storage
+ * type, w pointing into them. */
+static void *upload_weights(const struct ft_ops *ops, const struct ft_model *m,
+			    struct ft_weights *w)
+{
+	float *tmp = ops->alloc(m->nfloats * sizeof(float));
+	void *x = ops->alloc(m->nfloats * ops->xsize);
+	if (!tmp || !x)
+		ft_die(FT_EXIT_DATA, "out of %s memory for the model's weights", ops->name);
+	ops->upload(tmp, m->weights, m->nfloats * sizeof(float));
+	ops->to_x(x, tmp, m->nfloats);
+	ops->release(tmp);
+	if (ft_model_point(m, x, ops->xsize, w))
+		ft_die(FT_EXIT_DATA, "out of memory");
+	return x;
 }
 
 static void load_model(struct run *r, struct opts *o)
@@ -889,7 +908,7 @@ static void run_interactive(struct run *r)
 
 enum {
 	OPT_VERSION = 256, OPT_BOS, OPT_PREFIX, OPT_EOT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_STOP,
-	OPT_THREADS, OPT_IDS, OPT_PRINT_IDS, OPT_SKIP_BAD, OPT_MAX_LINE, OPT_PROGRESS,
+	OPT_THREADS, OPT_DEVICE, OPT_IDS, OPT_PRINT_IDS, OPT_SKIP_BAD, OPT_MAX_LINE, OPT_PROGRESS,
 };
 
 static void add_str(const char ***v, int *n, const char *s)
@@ -918,6 +937,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		{ "stop", required_argument, NULL, OPT_STOP },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "device", required_argument, NULL, OPT_DEVICE },
 		{ "output", required_argument, NULL, 'o' },
 		{ "ids", no_argument, NULL, OPT_IDS },
 		{ "print-ids", no_argument, NULL, OPT_PRINT_IDS },
@@ -974,6 +994,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case 'b': o->batch = (int)ft_opt_long("--batch", optarg, 1, MAX_BATCH); break;
 		case OPT_THREADS: o->threads = (int)ft_opt_long("--threads", optarg, 1, 4096); break;
+		case OPT_DEVICE:
+			if (ft_device_parse(optarg, &o->device))
+				ft_usage_error("--device must be cpu, cuda or cuda:N, not '%s'", optarg);
+			break;
 		case 'o': o->output = optarg; break;
 		case OPT_IDS: o->ids = true; break;
 		case OPT_PRINT_IDS: o->print_ids = true; break;
@@ -1024,7 +1048,7 @@ static void summary(const struct run *r, double seconds)
 int main(int argc, char **argv)
 {
 	ft_cli_init("ft-generate");
-	struct opts o = { .add_bos = true, .batch = 8,
+	struct opts o = { .add_bos = true, .batch = 8, .device = -1,
 			  .sampling = { .temperature = 0.0, .top_k = 0, .top_p = 1.0 } };
 	parse_args(&o, argc, argv);
 	if (o.config) {
@@ -1053,8 +1077,20 @@ int main(int argc, char **argv)
 	int slots = r.nslots = o.interactive ? 1 : o.batch;
 	struct ft_err err;
 	ft_err_clear(&err);
-	if (ft_gen_init(&r.gen, &ft_ops_cpu, &ft_decode_ops_cpu, &r.model, slots, &err))
+	const struct ft_ops *ops = &ft_ops_cpu;
+	const struct ft_decode_ops *dops = &ft_decode_ops_cpu;
+	void *xblock = NULL;
+	struct ft_weights xw = { 0 };
+	if (o.device >= 0) {
+		if (!(ops = ft_ops_cuda_open(o.device, &err)))
+			ft_die(FT_EXIT_DATA, "%s", err.msg);
+		dops = ft_decode_ops_cuda();
+		xblock = upload_weights(ops, &r.model, &xw);
+	}
+	if (ft_gen_init(&r.gen, ops, dops, &r.model, slots, &err))
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
+	if (xblock)
+		r.gen.xw = &xw;
 	r.slot_job = calloc((size_t)slots, sizeof *r.slot_job);
 	r.logits = malloc((size_t)slots * (size_t)r.V * sizeof *r.logits);
 	r.order = malloc((size_t)r.V * sizeof *r.order);
@@ -1083,6 +1119,10 @@ int main(int argc, char **argv)
 		summary(&r, now() - t0);
 
 	ft_gen_release(&r.gen);
+	if (xblock) {
+		ops->release(xblock);
+		ft_weights_release(&xw);
+	}
 	ft_model_release(&r.model);
 	if (r.have_vocab)
 		ft_vocab_release(&r.vocab);

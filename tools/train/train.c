@@ -77,13 +77,29 @@ struct run {
 	size_t *zcounts, *zdispls;    /* world: each rank's part, for collectives */
 	size_t zlo, zhi;
 	float *zm, *zv;
-	struct ft_model model;
+	struct ft_model model;        /* host, fp32: loading, checkpoints, exports */
 	struct ft_lora lora;
 	bool use_lora;
-	float *grads, *mom, *var;     /* in the trainable layout (model or lora) */
+	/* the backend: the CPU trains on the host blocks themselves; a GPU on
+	 * fp32 master weights of what trains (master) and bf16 copies of
+	 * everything the forward pass reads (xblock: the model, xlblock: the
+	 * adapters), with the host blocks brought up to date before each
+	 * checkpoint and export (to_host) */
+	const struct ft_ops *ops;
+	bool gpu;
+	float *master;
+	void *xblock, *xlblock;
+	struct ft_weights xw;
+	struct ft_lora_weights xlw;
+	/* in the backend's memory, in the trainable layout (model or lora) */
+	float *grads, *mom, *var;
 	struct ft_weights gw;         /* into grads, NULL where frozen (full) */
 	struct ft_lora_weights lgw;
 	struct ft_trainable tr;
+	/* what checkpoints read and write, on the host: tr itself on the CPU, a
+	 * mirror of it (host weights, hmom, hvar) with a GPU */
+	struct ft_trainable htr, *io;
+	float *hmom, *hvar;
 	struct ft_data train, val;
 	bool has_val;
 	struct ft_decoder dec;
@@ -232,28 +248,64 @@ static bool full_trains(const struct ft_recipe *r, const char *name)
 	return true;
 }
 
+static float *backend_floats(const struct run *u, size_t n, const char *what)
+{
+	float *p = u->ops->alloc(n * sizeof(float));
+	if (!p)
+		ft_die(FT_EXIT_DATA, "out of %s memory for %s (%zu floats)", u->ops->name, what, n);
+	return p;
+}
+
+/* The GPU's copies of the weights: fp32 masters of the trainable block,
+ * bf16 copies of the model and the adapters (filled by to_device). */
+static void setup_device_weights(struct run *u)
+{
+	size_t nm = u->model.nfloats, nl = u->use_lora ? u->lora.nfloats : 0;
+	u->master = backend_floats(u, u->use_lora ? nl : nm, "master weights");
+	u->xblock = u->ops->alloc(nm * u->ops->xsize);
+	u->xlblock = nl ? u->ops->alloc(nl * u->ops->xsize) : NULL;
+	if (!u->xblock || (nl && !u->xlblock))
+		ft_die(FT_EXIT_DATA, "out of %s memory for the model's weights", u->ops->name);
+	if (ft_model_point(&u->model, u->xblock, u->ops->xsize, &u->xw) ||
+	    (nl && ft_lora_point(&u->lora, u->xlblock, u->ops->xsize, &u->xlw)))
+		ft_die(FT_EXIT_DATA, "out of memory");
+}
+
+static void trainable_add(struct run *u, const struct ft_param *p, float *host)
+{
+	if (ft_trainable_add(&u->tr, p, u->gpu ? u->master : host, u->grads, u->mom, u->var) ||
+	    (u->gpu && ft_trainable_add(&u->htr, p, host, NULL, u->hmom, u->hvar)))
+		ft_die(FT_EXIT_DATA, "out of memory");
+}
+
 static void setup_trainable(struct run *u)
 {
 	const struct ft_recipe *r = u->r;
 	size_t n = u->use_lora ? u->lora.nfloats : u->model.nfloats;
-	u->grads = calloc(n, sizeof(float));
+	if (u->gpu)
+		setup_device_weights(u);
+	u->grads = backend_floats(u, n, "gradients");
 	if (!u->zero) {
-		u->mom = calloc(n, sizeof(float));
-		u->var = calloc(n, sizeof(float));
+		u->mom = backend_floats(u, n, "optimizer state");
+		u->var = backend_floats(u, n, "optimizer state");
 	}
-	if (!u->grads || (!u->zero && (!u->mom || !u->var)))
-		ft_die(FT_EXIT_DATA, "out of memory for gradients and optimizer state (%zu floats)",
-		       (u->zero ? 1 : 3) * n);
+	if (u->gpu) {
+		u->hmom = calloc(n, sizeof(float));
+		u->hvar = calloc(n, sizeof(float));
+		if (!u->hmom || !u->hvar)
+			ft_die(FT_EXIT_DATA, "out of memory for optimizer state (%zu floats)", 2 * n);
+	}
+	u->io = u->gpu ? &u->htr : &u->tr;
 	if (u->use_lora) {
-		if (ft_lora_point(&u->lora, u->grads, &u->lgw))
+		if (ft_lora_point(&u->lora, u->grads, sizeof(float), &u->lgw))
 			ft_die(FT_EXIT_DATA, "out of memory");
 		for (size_t i = 0; i < u->lora.nparams; i++)
-			if (ft_trainable_add(&u->tr, &u->lora.params[i], u->lora.weights, u->grads,
-					     u->mom, u->var))
-				ft_die(FT_EXIT_DATA, "out of memory");
+			trainable_add(u, &u->lora.params[i], u->lora.weights);
+		if (u->gpu)
+			ft_trainable_set_x(&u->tr, u->ops, u->xlblock);
 		return;
 	}
-	if (ft_model_point(&u->model, u->grads, &u->gw))
+	if (ft_model_point(&u->model, u->grads, sizeof(float), &u->gw))
 		ft_die(FT_EXIT_DATA, "out of memory");
 	for (size_t i = 0; i < u->model.nparams; i++) {
 		const struct ft_param *p = &u->model.params[i];
@@ -261,11 +313,48 @@ static void setup_trainable(struct run *u)
 			freeze_ptr(&u->gw, u->model.cfg.num_layers, u->grads + p->offset);
 			continue;
 		}
-		if (ft_trainable_add(&u->tr, p, u->model.weights, u->grads, u->mom, u->var))
-			ft_die(FT_EXIT_DATA, "out of memory");
+		trainable_add(u, p, u->model.weights);
 	}
 	if (u->tr.n == 0)
 		ft_die(FT_EXIT_DATA, "nothing to train: every weight is frozen");
+	if (u->gpu)
+		ft_trainable_set_x(&u->tr, u->ops, u->xblock);
+}
+
+/* Host weights and moments to the GPU: its masters, bf16 copies and moments. */
+static void to_device(struct run *u)
+{
+	if (!u->gpu)
+		return;
+	const struct ft_ops *ops = u->ops;
+	size_t nm = u->model.nfloats;
+	if (u->use_lora) {
+		size_t nl = u->lora.nfloats;
+		ops->upload(u->master, u->lora.weights, nl * sizeof(float));
+		ops->to_x(u->xlblock, u->master, nl);
+		float *tmp = backend_floats(u, nm, "the model's weights");
+		ops->upload(tmp, u->model.weights, nm * sizeof(float));
+		ops->to_x(u->xblock, tmp, nm);
+		ops->release(tmp);
+	} else {
+		ops->upload(u->master, u->model.weights, nm * sizeof(float));
+		ops->to_x(u->xblock, u->master, nm);
+	}
+	size_t n = u->use_lora ? u->lora.nfloats : nm;
+	ops->upload(u->mom, u->hmom, n * sizeof(float));
+	ops->upload(u->var, u->hvar, n * sizeof(float));
+}
+
+/* The GPU's trained weights and moments to the host blocks. */
+static void to_host(struct run *u)
+{
+	if (!u->gpu)
+		return;
+	size_t n = u->use_lora ? u->lora.nfloats : u->model.nfloats;
+	u->ops->download(u->use_lora ? u->lora.weights : u->model.weights, u->master,
+			 n * sizeof(float));
+	u->ops->download(u->hmom, u->mom, n * sizeof(float));
+	u->ops->download(u->hvar, u->var, n * sizeof(float));
 }
 
 static int cmp_span(const void *a, const void *b)
@@ -354,7 +443,7 @@ static void zero_step(struct run *u, double lr, double grad_norm)
 		}
 		u->dec.ops->adamw(t->w + off, g, u->zm + (lo - u->zlo), u->zv + (lo - u->zlo), n,
 				  (float)lr, (float)a->beta1, (float)a->beta2, (float)a->eps,
-				  t->p->decay ? (float)a->weight_decay : 0.0f, (int)(u->step + 1));
+				  t->p->decay ? (float)a->weight_decay : 0.0f, (int)(u->step + 1), NULL);
 	}
 	size_t *counts = calloc((size_t)u->world, sizeof *counts);
 	size_t *displs = calloc((size_t)u->world, sizeof *displs);
@@ -444,13 +533,14 @@ static void save_checkpoint(struct run *u)
 {
 	const struct ft_recipe *r = u->r;
 	float *all_m = NULL, *all_v = NULL;
+	to_host(u);
 	if (u->zero) {
 		if (u->rank == 0) {
-			all_m = malloc(u->tr.numel * sizeof(float));
-			all_v = malloc(u->tr.numel * sizeof(float));
+			all_m = malloc(u->io->numel * sizeof(float));
+			all_v = malloc(u->io->numel * sizeof(float));
 			if (!all_m || !all_v)
 				ft_die(FT_EXIT_DATA, "out of memory gathering the optimizer state "
-				       "(%zu floats)", 2 * u->tr.numel);
+				       "(%zu floats)", 2 * u->io->numel);
 		}
 		ft_dist_gather_float(all_m, u->zm, u->zcounts, u->zdispls, 0);
 		ft_dist_gather_float(all_v, u->zv, u->zcounts, u->zdispls, 0);
@@ -478,8 +568,8 @@ static void save_checkpoint(struct run *u)
 	/* optimizer moments of the trainable tensors */
 	struct ft_st_writer w;
 	ft_st_writer_init(&w);
-	for (size_t i = 0; i < u->tr.n; i++) {
-		const struct ft_tensor_ref *t = &u->tr.t[i];
+	for (size_t i = 0; i < u->io->n; i++) {
+		const struct ft_tensor_ref *t = &u->io->t[i];
 		char name[256];
 		snprintf(name, sizeof name, "exp_avg.%s", t->p->name);
 		const float *m = u->zero ? all_m + u->flat[i] : t->m;
@@ -606,14 +696,14 @@ static void load_optimizer(struct run *u, const char *dir)
 	float *whole = NULL;
 	if (u->zero) {
 		size_t most = 1;
-		for (size_t i = 0; i < u->tr.n; i++)
-			if (u->tr.t[i].p->numel > most)
-				most = u->tr.t[i].p->numel;
+		for (size_t i = 0; i < u->io->n; i++)
+			if (u->io->t[i].p->numel > most)
+				most = u->io->t[i].p->numel;
 		if (!(whole = malloc(most * sizeof *whole)))
 			ft_die(FT_EXIT_DATA, "out of memory");
 	}
-	for (size_t i = 0; i < u->tr.n; i++) {
-		const struct ft_tensor_ref *t = &u->tr.t[i];
+	for (size_t i = 0; i < u->io->n; i++) {
+		const struct ft_tensor_ref *t = &u->io->t[i];
 		size_t lo = 0, hi = 0;
 		if (u->zero && !zero_overlap(u, i, u->rank, &lo, &hi))
 			continue;
@@ -634,9 +724,9 @@ static void load_optimizer(struct run *u, const char *dir)
 		}
 	}
 	free(whole);
-	if (f.ntensors != 2 * u->tr.n)
+	if (f.ntensors != 2 * u->io->n)
 		ft_die(FT_EXIT_DATA, "'%s': %zu tensors, this run trains %zu", path, f.ntensors,
-		       u->tr.n);
+		       u->io->n);
 	ft_st_close(&f);
 }
 
@@ -742,7 +832,7 @@ static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
 	ft_dist_sum_long(local, 2);
 	long trained = local[0];
 	*stop = local[1] != 0;
-	ft_trainable_zero_grad(&u->tr);
+	ft_trainable_zero_grad(u->dec.ops, &u->tr);
 	float scale = 1.0f / (float)(trained > 0 ? trained : 1);
 	double sums[2] = { 0.0, 0.0 };   /* loss, positions computed */
 	long counted = 0;
@@ -776,18 +866,18 @@ static void train_step(struct run *u, double *loss, double *gnorm, double *lr,
 	if (!isfinite(*loss))
 		ft_die(FT_EXIT_DATA, "step %ld: the loss is %s; stopping (last checkpoint kept)",
 		       u->step + 1, isnan(*loss) ? "NaN" : "infinite");
-	const struct ft_tensor_ref *bad = ft_trainable_nonfinite(&u->tr, false);
+	const struct ft_tensor_ref *bad = ft_trainable_nonfinite(u->dec.ops, &u->tr, false);
 	if (bad)
 		ft_die(FT_EXIT_DATA, "step %ld: the gradient of '%s' is not finite; stopping (last "
 		       "checkpoint kept)", u->step + 1, bad->p->name);
-	*gnorm = ft_trainable_grad_norm(&u->tr);
+	*gnorm = ft_trainable_grad_norm(u->dec.ops, &u->tr);
 	*lr = ft_lr_at(&u->sched, u->step);
 	if (trained && u->zero)
 		zero_step(u, *lr, *gnorm);
 	else if (trained)
 		ft_adamw_step(u->dec.ops, &u->tr, &u->adamw, *lr, u->step + 1, *gnorm);
 	/* a weight can overflow to infinity in the update itself */
-	if ((bad = ft_trainable_nonfinite(&u->tr, true)))
+	if ((bad = ft_trainable_nonfinite(u->dec.ops, &u->tr, true)))
 		ft_die(FT_EXIT_DATA, "step %ld: '%s' is not finite after the update; stopping "
 		       "(last checkpoint kept)", u->step + 1, bad->p->name);
 }
@@ -976,6 +1066,15 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	ft_dist_bcast(ckpt, sizeof ckpt, 0);
 	u->use_lora = r->method == FT_METHOD_LORA;
 	u->zero = u->world > 1 && r->zero_stage == 1;
+	u->ops = &ft_ops_cpu;
+	if (r->device >= 0) {
+		if (u->world > 1)
+			ft_die(FT_EXIT_DATA, "data-parallel training on CUDA (NCCL) is not there yet: "
+			       "run one process, or device = \"cpu\" under mpirun");
+		if (!(u->ops = ft_ops_cuda_open(r->device, &err)))
+			die_err(&err);
+		u->gpu = true;
+	}
 
 	/* the model: the base, or for full fine-tuning the checkpoint's weights */
 	struct ft_buf cfg;
@@ -1033,9 +1132,13 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	check_tokenizer(u);
 	if (u->world > 1)
 		check_same_run(u);
-	if (ft_decoder_init(&u->dec, &ft_ops_cpu, &u->model, u->use_lora ? &u->lora : NULL,
+	if (ft_decoder_init(&u->dec, u->ops, &u->model, u->use_lora ? &u->lora : NULL,
 			    r->micro_batch, (int)T, &err))
 		die_err(&err);
+	if (u->gpu) {
+		u->dec.xw = &u->xw;
+		u->dec.xlw = u->use_lora ? &u->xlw : NULL;
+	}
 
 	u->rows_per_step = (long)r->micro_batch * r->grad_accum * u->world;
 	u->steps_per_epoch = (long)((u->train.n_rows + (uint64_t)u->rows_per_step - 1) /
@@ -1097,6 +1200,14 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 						     : set->n_trained),
 			r->train_on_inputs ? ": train_on_inputs" : "", u->rows_per_step,
 			u->steps_per_epoch, u->total_steps, u->sched.warmup);
+		if (u->gpu) {
+			size_t nt = u->use_lora ? u->lora.nfloats : u->model.nfloats;
+			double wx = (double)(u->model.nfloats + (u->use_lora ? u->lora.nfloats : 0)) *
+				    (double)u->ops->xsize;
+			fprintf(stderr, "ft-train: cuda:%d: weights in bf16 %.1f MiB; fp32 master "
+				"weights, gradients and AdamW moments %.1f MiB\n", r->device,
+				wx / 1048576.0, 16.0 * (double)nt / 1048576.0);
+		}
 		if (u->world > 1)
 			fprintf(stderr, "ft-train: %d ranks, each %d x %d rows per step\n", u->world,
 				r->micro_batch, r->grad_accum);
@@ -1118,6 +1229,7 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 			ft_die(FT_EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
 	}
 
+	to_device(u);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	double t0 = now(), elapsed0 = u->elapsed;
@@ -1195,6 +1307,7 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		ft_die(FT_EXIT_DATA, "cannot write metrics: %s", strerror(errno));
 	if (lead && status == FT_EXIT_OK) {
 		write_plot(u);
+		to_host(u);
 		export_all(u);
 		if (u->best_step >= 0)
 			fprintf(stderr, "ft-train: best validation loss %.4f at step %ld\n",
@@ -1206,14 +1319,22 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	if (u->has_val)
 		ft_data_release(&u->val);
 	ft_trainable_release(&u->tr);
+	ft_trainable_release(&u->htr);
 	ft_weights_release(&u->gw);
 	ft_lora_weights_release(&u->lgw);
+	ft_weights_release(&u->xw);
+	ft_lora_weights_release(&u->xlw);
 	if (u->use_lora)
 		ft_lora_release(&u->lora);
 	ft_model_release(&u->model);
-	free(u->grads);
-	free(u->mom);
-	free(u->var);
+	u->ops->release(u->grads);
+	u->ops->release(u->mom);
+	u->ops->release(u->var);
+	u->ops->release(u->master);
+	u->ops->release(u->xblock);
+	u->ops->release(u->xlblock);
+	free(u->hmom);
+	free(u->hvar);
 	free(u->spans);
 	free(u->flat);
 	free(u->zcounts);
