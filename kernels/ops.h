@@ -186,6 +186,24 @@ static inline void *ft_x_at(const struct ft_ops *ops, void *p, size_t i)
 	return (char *)p + i * ops->xsize;
 }
 
+/* n fp32 values of host memory into the x tensor dst, in the storage type:
+ * through an fp32 staging buffer in backend memory unless the storage is
+ * fp32 already. 0, or FT_E_NOMEM when the staging buffer cannot be had. */
+static inline int ft_x_upload(const struct ft_ops *ops, void *dst, const float *host, size_t n)
+{
+	if (ops->xtype == FT_X_F32) {
+		ops->upload(dst, host, n * sizeof(float));
+		return FT_OK;
+	}
+	float *tmp = (float *)ops->alloc(n * sizeof(float));
+	if (!tmp)
+		return FT_E_NOMEM;
+	ops->upload(tmp, host, n * sizeof(float));
+	ops->to_x(dst, tmp, n);
+	ops->release(tmp);
+	return FT_OK;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,11 +37,11 @@ struct ft_gen_scratch {
 	float *rstd;                      /* rows */
 	float *f32;                       /* rows x max(C, Q, I, V): matmul_rows' output */
 	int32_t *tokens, *pos;            /* rows */
-	const void **kp, **vp;            /* rows: cache pointers for attention_cached */
+	const void **kp, **vp;            /* layers x rows: cache pointers for attention_cached */
 	/* host copies of the layout */
 	void *hblock;
 	int32_t *h_tokens, *h_pos, *slot; /* rows */
-	const void **h_kp, **h_vp;        /* rows */
+	const void **h_kp, **h_vp;        /* layers x rows */
 	/* the pass's layout: nsingle one-token rows first, then the feeds of
 	 * several tokens, feed i at rows multi_start[i] (multi_len[i] rows);
 	 * feed f's first row is feed_row[f] */
@@ -58,8 +58,8 @@ static void *carve(char *base, size_t *off, size_t n, size_t size)
 	return p;
 }
 
-static size_t layout(struct ft_gen_scratch *s, char *base, size_t xs, size_t R, size_t C,
-		     size_t Q, size_t KV, size_t I, size_t F)
+static size_t layout(struct ft_gen_scratch *s, char *base, size_t xs, size_t R, size_t L,
+		     size_t C, size_t Q, size_t KV, size_t I, size_t F)
 {
 	size_t off = 0;
 	s->x = carve(base, &off, R * C, xs);
@@ -75,8 +75,8 @@ static size_t layout(struct ft_gen_scratch *s, char *base, size_t xs, size_t R, 
 	s->f32 = carve(base, &off, R * F, sizeof(float));
 	s->tokens = carve(base, &off, R, sizeof(int32_t));
 	s->pos = carve(base, &off, R, sizeof(int32_t));
-	s->kp = carve(base, &off, R, sizeof(void *));
-	s->vp = carve(base, &off, R, sizeof(void *));
+	s->kp = carve(base, &off, L * R, sizeof(void *));
+	s->vp = carve(base, &off, L * R, sizeof(void *));
 	return off;
 }
 
@@ -91,13 +91,14 @@ static int scratch_reserve(struct ft_gen *g, int rows, struct ft_err *err)
 		want *= 2;
 	const struct ft_model_config *c = &g->model->cfg;
 	size_t R = (size_t)want, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+	size_t L = (size_t)c->num_layers;
 	size_t Q = (size_t)c->num_heads * c->head_dim, KV = (size_t)c->num_kv_heads * c->head_dim;
 	size_t F = C > Q ? C : Q;
 	F = F > I ? F : I;
 	F = F > (size_t)c->vocab_size ? F : (size_t)c->vocab_size;
-	size_t bytes = layout(s, NULL, g->ops->xsize, R, C, Q, KV, I, F);
+	size_t bytes = layout(s, NULL, g->ops->xsize, R, L, C, Q, KV, I, F);
 	void *block = g->ops->alloc(bytes);
-	void *hblock = malloc(R * (3 * sizeof(int32_t) + 2 * sizeof(void *)));
+	void *hblock = malloc(R * (3 * sizeof(int32_t) + 2 * L * sizeof(void *)));
 	if (!block || !hblock) {
 		g->ops->release(block);
 		free(hblock);
@@ -108,10 +109,10 @@ static int scratch_reserve(struct ft_gen *g, int rows, struct ft_err *err)
 	s->block = block;
 	s->hblock = hblock;
 	s->rows = want;
-	layout(s, block, g->ops->xsize, R, C, Q, KV, I, F);
+	layout(s, block, g->ops->xsize, R, L, C, Q, KV, I, F);
 	s->h_kp = hblock;
-	s->h_vp = s->h_kp + R;
-	s->h_tokens = (int32_t *)(s->h_vp + R);
+	s->h_vp = s->h_kp + L * R;
+	s->h_tokens = (int32_t *)(s->h_vp + L * R);
 	s->h_pos = s->h_tokens + R;
 	s->slot = s->h_pos + R;
 	return FT_OK;
@@ -280,25 +281,41 @@ static int gather(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds,
 	return FT_OK;
 }
 
-/* Keys and values of layer l's rows into their slots' caches, and the
- * cache pointers the attention reads. */
+/* The cache pointers the attention reads, for every layer of the pass's
+ * rows (layer l's at l * N), in one upload each. */
+static void cache_pointers(struct ft_gen *g, int N)
+{
+	const struct ft_model_config *c = &g->model->cfg;
+	struct ft_gen_scratch *s = g->s;
+	size_t KV = (size_t)c->num_kv_heads * c->head_dim, LN = (size_t)c->num_layers * N;
+	for (int l = 0; l < c->num_layers; l++)
+		for (int n = 0; n < N; n++) {
+			struct ft_gen_slot *sl = &g->slots[s->slot[n]];
+			size_t base = (size_t)l * sl->cap * KV;
+			s->h_kp[(size_t)l * N + n] = xat(g, sl->k, base);
+			s->h_vp[(size_t)l * N + n] = xat(g, sl->v, base);
+		}
+	g->ops->upload(s->kp, s->h_kp, LN * sizeof(void *));
+	g->ops->upload(s->vp, s->h_vp, LN * sizeof(void *));
+}
+
+/* Keys and values of layer l's rows into their slots' caches: a feed's
+ * rows are consecutive positions of one slot, so one copy each. */
 static void cache_store(struct ft_gen *g, int l, int N)
 {
 	const struct ft_model_config *c = &g->model->cfg;
 	struct ft_gen_scratch *s = g->s;
-	size_t KV = (size_t)c->num_kv_heads * c->head_dim, row = KV * g->ops->xsize;
-	for (int n = 0; n < N; n++) {
+	size_t KV = (size_t)c->num_kv_heads * c->head_dim;
+	for (int n = 0, run; n < N; n += run) {
+		for (run = 1; n + run < N && s->slot[n + run] == s->slot[n] &&
+			      s->h_pos[n + run] == s->h_pos[n] + run; run++)
+			;
 		struct ft_gen_slot *sl = &g->slots[s->slot[n]];
-		size_t base = (size_t)l * sl->cap * KV;
-		g->ops->copy(xat(g, sl->k, base + (size_t)s->h_pos[n] * KV), xat(g, s->k, n * KV),
-			     row);
-		g->ops->copy(xat(g, sl->v, base + (size_t)s->h_pos[n] * KV), xat(g, s->v, n * KV),
-			     row);
-		s->h_kp[n] = xat(g, sl->k, base);
-		s->h_vp[n] = xat(g, sl->v, base);
+		size_t at = ((size_t)l * sl->cap + (size_t)s->h_pos[n]) * KV;
+		size_t bytes = (size_t)run * KV * g->ops->xsize;
+		g->ops->copy(xat(g, sl->k, at), xat(g, s->k, n * KV), bytes);
+		g->ops->copy(xat(g, sl->v, at), xat(g, s->v, n * KV), bytes);
 	}
-	g->ops->upload(s->kp, s->h_kp, (size_t)N * sizeof(void *));
-	g->ops->upload(s->vp, s->h_vp, (size_t)N * sizeof(void *));
 }
 
 static void layer_forward(struct ft_gen *g, int l, int N)
@@ -318,7 +335,8 @@ static void layer_forward(struct ft_gen *g, int l, int N)
 	ops->rope_forward(s->q, s->pos, g->inv_freq, N, H, D);
 	ops->rope_forward(s->k, s->pos, g->inv_freq, N, KVH, D);
 	cache_store(g, l, N);
-	g->dops->attention_cached(s->att, s->q, s->kp, s->vp, s->pos, N, H, KVH, D);
+	size_t lN = (size_t)l * N;
+	g->dops->attention_cached(s->att, s->q, s->kp + lN, s->vp + lN, s->pos, N, H, KVH, D);
 	module(g, l, FT_MOD_O, s->tmp, s->att);
 	ops->add(s->x, s->x, s->tmp, NC);
 
@@ -333,7 +351,7 @@ static void layer_forward(struct ft_gen *g, int l, int N)
 int ft_gen_forward(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds,
 		   float *logits, bool every_token, struct ft_err *err)
 {
-	int N;
+	int N = 0;
 	int rc = gather(g, feeds, nfeeds, &N, err);
 	if (rc)
 		return rc;
@@ -341,6 +359,7 @@ int ft_gen_forward(struct ft_gen *g, const struct ft_gen_feed *feeds, int nfeeds
 	struct ft_gen_scratch *s = g->s;
 	int C = c->hidden_size, V = c->vocab_size;
 	g->ops->embedding_forward(s->x, s->tokens, g->xw->embed, N, C);
+	cache_pointers(g, N);
 	for (int l = 0; l < c->num_layers; l++)
 		layer_forward(g, l, N);
 	for (int f = 0; f < nfeeds; f++)

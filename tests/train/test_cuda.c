@@ -72,10 +72,8 @@ static float *gf(const float *h, size_t n)
 
 static void *gx(const float *h, size_t n)
 {
-	float *d32 = gf(h, n);
 	void *d = gpu->alloc(n * gpu->xsize);
-	gpu->to_x(d, d32, n);
-	gpu->release(d32);
+	ft_x_upload(gpu, d, h, n);
 	return d;
 }
 

@@ -216,13 +216,9 @@ static void eos_from_config(struct run *r, const char *path)
 static void *upload_weights(const struct ft_ops *ops, const struct ft_model *m,
 			    struct ft_weights *w)
 {
-	float *tmp = ops->alloc(m->nfloats * sizeof(float));
 	void *x = ops->alloc(m->nfloats * ops->xsize);
-	if (!tmp || !x)
+	if (!x || ft_x_upload(ops, x, m->weights, m->nfloats))
 		ft_die(FT_EXIT_DATA, "out of %s memory for the model's weights", ops->name);
-	ops->upload(tmp, m->weights, m->nfloats * sizeof(float));
-	ops->to_x(x, tmp, m->nfloats);
-	ops->release(tmp);
 	if (ft_model_point(m, x, ops->xsize, w))
 		ft_die(FT_EXIT_DATA, "out of memory");
 	return x;

@@ -332,10 +332,8 @@ static void to_device(struct run *u)
 		size_t nl = u->lora.nfloats;
 		ops->upload(u->master, u->lora.weights, nl * sizeof(float));
 		ops->to_x(u->xlblock, u->master, nl);
-		float *tmp = backend_floats(u, nm, "the model's weights");
-		ops->upload(tmp, u->model.weights, nm * sizeof(float));
-		ops->to_x(u->xblock, tmp, nm);
-		ops->release(tmp);
+		if (ft_x_upload(ops, u->xblock, u->model.weights, nm))
+			ft_die(FT_EXIT_DATA, "out of %s memory for the model's weights", ops->name);
 	} else {
 		ops->upload(u->master, u->model.weights, nm * sizeof(float));
 		ops->to_x(u->xblock, u->master, nm);
@@ -436,11 +434,8 @@ static void zero_step(struct run *u, double lr, double grad_norm)
 			continue;
 		size_t off = lo - u->flat[i], n = hi - lo;
 		float *g = t->g + off;
-		if (clip) {
-#pragma omp parallel for schedule(static)
-			for (size_t k = 0; k < n; k++)
-				g[k] *= c;
-		}
+		if (clip)
+			u->dec.ops->scale(g, n, c);
 		u->dec.ops->adamw(t->w + off, g, u->zm + (lo - u->zlo), u->zv + (lo - u->zlo), n,
 				  (float)lr, (float)a->beta1, (float)a->beta2, (float)a->eps,
 				  t->p->decay ? (float)a->weight_decay : 0.0f, (int)(u->step + 1), NULL);
