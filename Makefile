@@ -58,7 +58,7 @@ $(LIBFT): $(LIB_OBJ)
 define tool_rule
 $(BIN)/ft-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBFT)
 	@mkdir -p $(BIN)
-	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $$@ $$^ $(LDLIBS) $(TOOL_LIBS_$(1))
+	$(CC) $(FT_CFLAGS) $(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $(LDLIBS) $(TOOL_LIBS_$(1))
 endef
 # ft-augment talks HTTP through libcurl; no other tool links it
 TOOL_LIBS_augment := -lcurl
@@ -66,12 +66,12 @@ $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFT)
 	@mkdir -p $(@D)
-	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # test drivers used by tests/ref (not tests themselves: tests/run skips them)
 $(TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIBFT)
 	@mkdir -p $(@D)
-	$(CC) $(FT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(FT_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ft-train: the trainer (trainer/), its CPU kernels (kernels/cpu/) and their
 # tests (tests/train/) are the only objects built with OpenMP and linked with
@@ -133,12 +133,12 @@ $(TRAIN_TOOL): FT_CPPFLAGS += $(MPI_CFLAGS)
 
 $(TRAIN_BIN): $(TRAIN_TOOL) $(TRAIN_OBJ) $(CUDA_OBJ) $(LIBFT)
 	@mkdir -p $(BIN)
-	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(MPI_LIBS) $(CUDA_LIBS) \
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TRAIN_LIBS) $(MPI_LIBS) $(CUDA_LIBS) \
 		$(LDLIBS)
 
 $(TRAIN_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/train/%.o $(TRAIN_OBJ) $(CUDA_OBJ) $(LIBFT)
 	@mkdir -p $(@D)
-	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(CUDA_LIBS) $(LDLIBS)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TRAIN_LIBS) $(CUDA_LIBS) $(LDLIBS)
 
 all: $(TRAIN_BIN)
 check-tests: $(TRAIN_TESTS)
@@ -150,7 +150,7 @@ $(GEN_TOOL): FT_CPPFLAGS += -Ikernels -Itrainer -I/usr/include/$(MULTIARCH)/open
 $(GEN_TOOL): FT_CFLAGS += -fopenmp
 $(GEN_BIN): $(GEN_TOOL) $(TRAIN_OBJ) $(CUDA_OBJ) $(LIBFT)
 	@mkdir -p $(BIN)
-	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) -o $@ $^ $(TRAIN_LIBS) $(CUDA_LIBS) $(LDLIBS)
+	$(CC) $(FT_CFLAGS) -fopenmp $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TRAIN_LIBS) $(CUDA_LIBS) $(LDLIBS)
 all: $(GEN_BIN)
 
 -include $(TRAIN_OBJ:.o=.d) $(wildcard $(BUILD)/tools/train/*.d) $(wildcard $(BUILD)/tests/train/*.d)

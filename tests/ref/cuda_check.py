@@ -15,6 +15,7 @@ turns that into a failure.
 
 usage: cuda_check.py BIN SHARED WORKDIR
 """
+import json
 import os
 import shutil
 import signal
@@ -129,6 +130,37 @@ for method, ref in (("lora", "lora_gpu"), ("full", "full_gpu")):
     B, _ = st_read(f"{ref}/{name}")
     check(f"{method}: the resumed run's export equals the uninterrupted one's",
           sorted(A) == sorted(B) and all(np.array_equal(A[k], B[k]) for k in A))
+
+# ---- ft-generate --device cuda: the CPU's completions, independent of the batch
+FT_GENERATE = os.path.join(BIN, "ft-generate")
+run(os.path.join(BIN, "ft-template"), "-t",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../examples/crosswoz/hotel.jinja"),
+    "--mode", "prompt", "-o", "prompts_all.jsonl", "dialogs.jsonl")
+open("prompts.jsonl", "w").writelines(open("prompts_all.jsonl").readlines()[-16:])
+
+
+def generate(out, device, *extra):
+    run(FT_GENERATE, "-q", "-t", "base/tokenizer.model", "-n", "24", "--print-ids",
+        "--device", device, "-o", out, *extra, "prompts.jsonl")
+    return [json.loads(line)["completion_ids"] for line in open(out)]
+
+
+for name, model in (("full model", ["-m", "full_gpu/model"]),
+                    ("base + adapter", ["-m", "base", "--adapter", "lora_gpu/adapter"])):
+    cpu = generate("gen_cpu.jsonl", "cpu", *model)
+    gpu = generate("gen_gpu.jsonl", "cuda", *model)
+    gpu1 = generate("gen_gpu1.jsonl", "cuda", "-b", "1", *model)
+    same = sum(a == b for a, b in zip(cpu, gpu))
+    first = sum(a[:1] == b[:1] for a, b in zip(cpu, gpu))
+    check(f"generate {name}: CUDA completions equal the CPU's on {same} of {len(cpu)} prompts, "
+          f"the first token on {first} (bf16 weights on the GPU: near-ties may flip)",
+          len(gpu) == len(cpu) == 16 and same >= len(cpu) // 2 and first >= len(cpu) * 3 // 4,
+          (cpu[:2], gpu[:2]))
+    check(f"generate {name}: on CUDA, --batch 1 gives what --batch 8 gives", gpu1 == gpu)
+    s8 = generate("gen_s8.jsonl", "cuda", "--temperature", "0.8", "--seed", "3", *model)
+    s1 = generate("gen_s1.jsonl", "cuda", "--temperature", "0.8", "--seed", "3", "-b", "1", *model)
+    check(f"generate {name}: sampling on CUDA does not depend on the batch either",
+          s1 == s8 and s8 != gpu)
 
 # SIGINT on the GPU: a checkpoint at the step it stopped, then the same run
 proc = subprocess.Popen([FT_TRAIN, "train", *COMMON, "--device", "cuda", "--lora-dropout", "0.1",
