@@ -45,15 +45,17 @@
  * Shared tiles are bf16 rows padded by one pair (odd stride in 32-bit
  * words: 16 or 32 different rows read at one dim hit different banks).
  *
- * This first version is plain SIMT fp32 FMAs: correctness first. Tensor
- * cores (mma.sync / WMMA), cp.async pipelining and tile tuning come later,
- * with profiling on a real GPU. */
+ * These SIMT kernels (fp32 FMAs) serve heads of 256 dims; heads up to 128
+ * go to the tensor-core kernels further down, which keep the same masks,
+ * tile order and statistics. */
 #include <assert.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cuda.cuh"
+#include "mma.cuh"
 
 typedef __nv_bfloat162 bf162;
 
@@ -210,6 +212,60 @@ static __device__ __forceinline__ void tile_accum(float (&acc)[RR][2 * CP], cons
 	}
 }
 
+/* What a block of a forward or dQ launch owns: query tile qt (tiles of BQ
+ * queries, heavy late tiles first) of head h in row b; its kv head's K and V
+ * rows start at kb, vb (row b, token 0). */
+struct qblock {
+	int b, h, q0, nq;
+	size_t ldq, ldk;      /* elements between tokens of q (and dq, out), k, v */
+	const int32_t *ds;    /* row b's document starts */
+	const bf16 *kb, *vb;
+};
+
+static __device__ __forceinline__ struct qblock query_block(int BQ, const bf16 *k, const bf16 *v,
+							     const int32_t *doc_start,
+							     const struct attn_shape &sh)
+{
+	const int nqt = (sh.T + BQ - 1) / BQ, BH = sh.B * sh.H;
+	const int bh = (int)blockIdx.x % BH, qt = nqt - 1 - (int)blockIdx.x / BH;
+	struct qblock r;
+	r.b = bh / sh.H;
+	r.h = bh % sh.H;
+	r.q0 = qt * BQ;
+	r.nq = min(BQ, sh.T - r.q0);
+	r.ldq = (size_t)sh.H * sh.D;
+	r.ldk = (size_t)sh.KVH * sh.D;
+	r.ds = doc_start + (size_t)r.b * sh.T;
+	const size_t kv0 = (size_t)r.b * sh.T * r.ldk + (size_t)(r.h / (sh.H / sh.KVH)) * sh.D;
+	r.kb = k + kv0;
+	r.vb = v + kv0;
+	return r;
+}
+
+/* What a block of a dK/dV launch owns: key tile kt (tiles of BK keys, early
+ * heavy tiles first) of kv head kvh in row b, starting at element ko. */
+struct kblock {
+	int b, kvh, k0, nk;
+	size_t ldk, ko;
+	const int32_t *ds;
+};
+
+static __device__ __forceinline__ struct kblock key_block(int BK, const int32_t *doc_start,
+							   const struct attn_shape &sh)
+{
+	const int BKV = sh.B * sh.KVH;
+	const int bkv = (int)blockIdx.x % BKV, kt = (int)blockIdx.x / BKV;
+	struct kblock r;
+	r.b = bkv / sh.KVH;
+	r.kvh = bkv % sh.KVH;
+	r.k0 = kt * BK;
+	r.nk = min(BK, sh.T - r.k0);
+	r.ldk = (size_t)sh.KVH * sh.D;
+	r.ko = ((size_t)r.b * sh.T + r.k0) * r.ldk + (size_t)r.kvh * sh.D;
+	r.ds = doc_start + (size_t)r.b * sh.T;
+	return r;
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 /* Block: query tile qt of head h in row b; heavy (late) tiles first. */
@@ -229,14 +285,11 @@ static __global__ void __launch_bounds__(NT)
 	int *dsq = (int *)(Ps + BQ * PS);      /* [BQ] */
 
 	const int T = sh.T, H = sh.H, D = sh.D;
-	const int nqt = (T + BQ - 1) / BQ, BH = sh.B * H;
-	const int bh = (int)blockIdx.x % BH, qt = nqt - 1 - (int)blockIdx.x / BH;
-	const int b = bh / H, h = bh % H, kvh = h / (H / sh.KVH);
-	const int q0 = qt * BQ, nq = min(BQ, T - q0);
-	const size_t ldq = (size_t)H * D, ldk = (size_t)sh.KVH * D;
-	const int32_t *ds = doc_start + (size_t)b * T;
-	const bf16 *kb = k + (size_t)b * T * ldk + (size_t)kvh * D;   /* row b, token 0 */
-	const bf16 *vb = v + (size_t)b * T * ldk + (size_t)kvh * D;
+	const struct qblock qb = query_block(BQ, k, v, doc_start, sh);
+	const int b = qb.b, h = qb.h, q0 = qb.q0, nq = qb.nq;
+	const size_t ldq = qb.ldq, ldk = qb.ldk;
+	const int32_t *ds = qb.ds;
+	const bf16 *kb = qb.kb, *vb = qb.vb;
 	const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 
 	load_rows<DB, NT>(Qs, BQ, q + ((size_t)b * T + q0) * ldq + (size_t)h * D, ldq, nq, D);
@@ -390,14 +443,11 @@ static __global__ void __launch_bounds__(NT)
 	float *dtq = lq + BQ;                  /* [BQ] */
 	int *dsq = (int *)(dtq + BQ);          /* [BQ] */
 
-	const int T = sh.T, H = sh.H, D = sh.D, group = H / sh.KVH;
-	const int BKV = sh.B * sh.KVH, nqt = (T + BQ - 1) / BQ;
-	const int bkv = (int)blockIdx.x % BKV, kt = (int)blockIdx.x / BKV;
-	const int b = bkv / sh.KVH, kvh = bkv % sh.KVH;
-	const int k0 = kt * BK, nk = min(BK, T - k0), klast = k0 + nk - 1;
-	const size_t ldk = (size_t)sh.KVH * D;
-	const size_t ko = ((size_t)b * T + k0) * ldk + (size_t)kvh * D;
-	const int32_t *ds = doc_start + (size_t)b * T;
+	const int T = sh.T, H = sh.H, D = sh.D, group = H / sh.KVH, nqt = (T + BQ - 1) / BQ;
+	const struct kblock kbk = key_block(BK, doc_start, sh);
+	const int b = kbk.b, kvh = kbk.kvh, k0 = kbk.k0, nk = kbk.nk, klast = k0 + nk - 1;
+	const size_t ldk = kbk.ldk, ko = kbk.ko;
+	const int32_t *ds = kbk.ds;
 	const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 
 	load_rows<DB, NT>(Ks, BK, k + ko, ldk, nk, D);
@@ -497,14 +547,11 @@ static __global__ void __launch_bounds__(NT)
 	int *dsq = (int *)(dtq + BQ);          /* [BQ] */
 
 	const int T = sh.T, H = sh.H, D = sh.D;
-	const int nqt = (T + BQ - 1) / BQ, BH = sh.B * H;
-	const int bh = (int)blockIdx.x % BH, qt = nqt - 1 - (int)blockIdx.x / BH;
-	const int b = bh / H, h = bh % H, kvh = h / (H / sh.KVH);
-	const int q0 = qt * BQ, nq = min(BQ, T - q0);
-	const size_t ldk = (size_t)sh.KVH * D;
-	const int32_t *ds = doc_start + (size_t)b * T;
-	const bf16 *kb = k + (size_t)b * T * ldk + (size_t)kvh * D;   /* row b, token 0 */
-	const bf16 *vb = v + (size_t)b * T * ldk + (size_t)kvh * D;
+	const struct qblock qb = query_block(BQ, k, v, doc_start, sh);
+	const int b = qb.b, h = qb.h, q0 = qb.q0, nq = qb.nq;
+	const size_t ldk = qb.ldk;
+	const int32_t *ds = qb.ds;
+	const bf16 *kb = qb.kb, *vb = qb.vb;
 	const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 
 	load_queries<DB, BQ, NT>(Qs, Gs, lq, dtq, dsq, q, dout, lse, Dt, ds, b, h, q0, nq, sh);
@@ -567,6 +614,471 @@ static __global__ void __launch_bounds__(NT)
 	}
 }
 
+/* ---- tensor cores: head sizes up to 128 --------------------------------------
+ *
+ * The same three kernels with the tile products on mma.sync m16n8k16
+ * (mma.cuh): bf16 operands, fp32 accumulation. A block is 4 warps; each
+ * warp owns 16 rows of the block's tile (queries in the forward pass and
+ * for dQ, keys for dK/dV) and keeps its rows' scores, statistics and
+ * output accumulators in registers, in the mma's fragment layout: lane
+ * 4g + t holds rows g and g+8 of its 16 and columns 2t, 2t+1 of each
+ * 8-column slice. A score tile's accumulators are, pair by pair, the A
+ * fragment of the next product (P V, dS K...), so P and dS go to the
+ * tensor cores from registers, rounded to bf16 (FlashAttention-2 does the
+ * same; the softmax sums use the fp32 values).
+ *
+ * Shared tiles are 32-bit words (bf16 pairs). Operands read along the head
+ * dims (Q, K, V, dO as rows) are stored as rows of DB/2 words; operands
+ * read along the tokens (V, K, Q, dO as the B of a product over tokens)
+ * are stored transposed, a row per dim holding token pairs, so every
+ * fragment is one 32-bit load. Rows are padded by 4 words: the 8 rows x 4
+ * words that a fragment load touches fall in 32 different banks.
+ *
+ * Row statistics reduce over the 4 lanes of a quad (shuffles 1 and 2); a
+ * row's running sum stays split over the quad until the end. The masks,
+ * tile skipping, lse and Dt are those of the SIMT kernels above. */
+
+enum { MMA_THREADS = 128 };   /* 4 warps of 16 rows: 64-row tiles */
+
+/* words per shared row: n words of data and 4 of padding */
+static __host__ __device__ constexpr int padded(int n)
+{
+	return n + 4;
+}
+
+static __device__ __forceinline__ uint32_t word_of(bf162 v)
+{
+	uint32_t u;
+	memcpy(&u, &v, sizeof u);
+	return u;
+}
+
+static __device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+	return word_of(__floats2bfloat162_rn(lo, hi));
+}
+
+/* rows x DB/2 words from global rows src + r*ld (r < valid, dims < D) into
+ * rows of S words; zeros elsewhere */
+template <int DB, int S>
+static __device__ void mma_load_rows(uint32_t *dst, int rows, const bf16 *src, size_t ld,
+				     int valid, int D)
+{
+	constexpr int P = DB / 2;
+	for (int idx = threadIdx.x; idx < rows * P; idx += MMA_THREADS) {
+		const int r = idx / P, p = idx % P;
+		uint32_t x = 0;
+		if (r < valid && 2 * p < D)
+			x = word_of(*(const bf162 *)(src + r * ld + 2 * p));
+		dst[r * S + p] = x;
+	}
+}
+
+/* The transpose of rows x DB (rows even): dst[d * S + j] holds dim d of
+ * rows 2j (low half) and 2j+1 (high half); zeros past valid and D. */
+template <int DB, int S>
+static __device__ void mma_load_cols(uint32_t *dst, int rows, const bf16 *src, size_t ld,
+				     int valid, int D)
+{
+	constexpr int P = DB / 2;
+	for (int idx = threadIdx.x; idx < rows / 2 * P; idx += MMA_THREADS) {
+		const int j = idx / P, p = idx % P, r = 2 * j;
+		uint32_t u0 = 0, u1 = 0;
+		if (2 * p < D) {
+			if (r < valid)
+				u0 = word_of(*(const bf162 *)(src + r * ld + 2 * p));
+			if (r + 1 < valid)
+				u1 = word_of(*(const bf162 *)(src + (r + 1) * ld + 2 * p));
+		}
+		dst[2 * p * S + j] = (u0 & 0xffffu) | (u1 << 16);
+		dst[(2 * p + 1) * S + j] = (u0 >> 16) | (u1 & 0xffff0000u);
+	}
+}
+
+/* The A fragment of rows row0.. row0+15, words kw.. of a row-major tile. */
+template <int S>
+static __device__ __forceinline__ void frag_a(uint32_t (&a)[4], const uint32_t *m, int row0,
+					      int kw)
+{
+	const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+	a[0] = m[(row0 + g) * S + kw + t];
+	a[1] = m[(row0 + g + 8) * S + kw + t];
+	a[2] = m[(row0 + g) * S + kw + 4 + t];
+	a[3] = m[(row0 + g + 8) * S + kw + 4 + t];
+}
+
+/* The B fragment of columns col0.. col0+7, words kw..: column n is row
+ * col0 + n of the tile (B = that tile transposed). */
+template <int S>
+static __device__ __forceinline__ void frag_b(uint32_t (&b)[2], const uint32_t *m, int col0,
+					      int kw)
+{
+	const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+	b[0] = m[(col0 + g) * S + kw + t];
+	b[1] = m[(col0 + g) * S + kw + 4 + t];
+}
+
+/* acc[n] (+)= A B over K = 16 KK: A rows row0.. of tile Am (words per row
+ * SA), B columns 8n of tile Bm (SB); NN column slices */
+template <int NN, int KK, int SA, int SB>
+static __device__ __forceinline__ void mma_tile(float (&acc)[NN][4], const uint32_t *Am, int row0,
+						const uint32_t *Bm)
+{
+#pragma unroll
+	for (int kk = 0; kk < KK; kk++) {
+		uint32_t a[4];
+		frag_a<SA>(a, Am, row0, 8 * kk);
+#pragma unroll
+		for (int n = 0; n < NN; n++) {
+			uint32_t b[2];
+			frag_b<SB>(b, Bm, 8 * n, 8 * kk);
+			ft_mma_bf16(acc[n], a, b);
+		}
+	}
+}
+
+/* acc[n] += P B over K = 16 KK with P in registers (accumulator layout of a
+ * 16 x 16 KK tile, rounded to bf16 here); B columns 8n of Bm (SB) */
+template <int NN, int KK, int SB>
+static __device__ __forceinline__ void mma_tile_p(float (&acc)[NN][4], const float (&p)[2 * KK][4],
+						  const uint32_t *Bm)
+{
+#pragma unroll
+	for (int kk = 0; kk < KK; kk++) {
+		const uint32_t a[4] = { pack2(p[2 * kk][0], p[2 * kk][1]),
+					pack2(p[2 * kk][2], p[2 * kk][3]),
+					pack2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+					pack2(p[2 * kk + 1][2], p[2 * kk + 1][3]) };
+#pragma unroll
+		for (int n = 0; n < NN; n++) {
+			uint32_t b[2];
+			frag_b<SB>(b, Bm, 8 * n, 8 * kk);
+			ft_mma_bf16(acc[n], a, b);
+		}
+	}
+}
+
+template <int N> static __device__ __forceinline__ void zero(float (&x)[N][4])
+{
+#pragma unroll
+	for (int n = 0; n < N; n++)
+		x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
+}
+
+static __device__ __forceinline__ float quad_max(float x)
+{
+	x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+	return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+static __device__ __forceinline__ float quad_sum(float x)
+{
+	x += __shfl_xor_sync(0xffffffffu, x, 1);
+	return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+/* Rows row0+g, row0+g+8 of a bf16 [.][ld] tensor += scale * acc (dims < D):
+ * read, add in fp32, round, store. */
+template <int NN>
+static __device__ __forceinline__ void add_rows(bf16 *base, size_t ld, int valid, int D,
+						float scale, const float (&acc)[NN][4], int row0)
+{
+	const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+#pragma unroll
+	for (int h = 0; h < 2; h++) {
+		const int r = row0 + g + 8 * h;
+		if (r >= valid)
+			continue;
+#pragma unroll
+		for (int n = 0; n < NN; n++) {
+			const int d = 8 * n + 2 * t;
+			if (d >= D)
+				continue;
+			bf162 *p = (bf162 *)(base + r * ld + d);
+			const float2 x = __bfloat1622float2(*p);
+			*p = __floats2bfloat162_rn(x.x + scale * acc[n][2 * h],
+						   x.y + scale * acc[n][2 * h + 1]);
+		}
+	}
+}
+
+/* shared words of the forward kernel: Q, K rows, V transposed, doc starts */
+static constexpr size_t mma_fwd_smem(int DB, int BQ, int BK)
+{
+	return 4 * ((size_t)(BQ + BK) * padded(DB / 2) + (size_t)DB * padded(BK / 2) + BQ);
+}
+
+/* Forward: block = query tile qt (BQ = 64 rows) of head h in row b, heavy
+ * tiles first; key tiles of BK. */
+template <int DB, int BK>
+static __global__ void __launch_bounds__(MMA_THREADS)
+	attn_forward_mma(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+			 const int32_t *doc_start, struct attn_shape sh)
+{
+	constexpr int BQ = 64, SQ = padded(DB / 2), SV = padded(BK / 2);
+	constexpr int NS = BK / 8, NO = DB / 8;
+	uint32_t *Qs = attn_smem;
+	uint32_t *Ks = Qs + BQ * SQ;
+	uint32_t *Vt = Ks + BK * SQ;   /* [DB][SV] */
+	int *dsq = (int *)(Vt + DB * SV);
+
+	const int T = sh.T, H = sh.H, D = sh.D;
+	const struct qblock qb = query_block(BQ, k, v, doc_start, sh);
+	const int b = qb.b, h = qb.h, q0 = qb.q0, nq = qb.nq;
+	const size_t ldq = qb.ldq, ldk = qb.ldk;
+	const int32_t *ds = qb.ds;
+	const bf16 *kb = qb.kb, *vb = qb.vb;
+	const int w16 = threadIdx.x / 32 * 16, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+
+	mma_load_rows<DB, SQ>(Qs, BQ, q + ((size_t)b * T + q0) * ldq + (size_t)h * D, ldq, nq, D);
+	for (int i = threadIdx.x; i < BQ; i += MMA_THREADS)
+		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
+
+	float o[NO][4], m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
+	zero(o);
+	const int kfirst = ds[q0], klast = q0 + nq - 1;
+	for (int kt = kfirst / BK; kt <= klast / BK; kt++) {
+		const int k0 = kt * BK, nk = min(BK, T - k0);
+		__syncthreads();   /* the previous tile's readers of Ks, Vt are done */
+		mma_load_rows<DB, SQ>(Ks, BK, kb + (size_t)k0 * ldk, ldk, nk, D);
+		mma_load_cols<DB, SV>(Vt, BK, vb + (size_t)k0 * ldk, ldk, nk, D);
+		__syncthreads();
+
+		float s[NS][4];
+		zero(s);
+		mma_tile<NS, DB / 16, SQ, SQ>(s, Qs, w16, Ks);
+
+#pragma unroll
+		for (int hh = 0; hh < 2; hh++) {
+			const int i = w16 + g + 8 * hh, lo = dsq[i], hi = q0 + i;
+			float mt = -INFINITY;
+#pragma unroll
+			for (int n = 0; n < NS; n++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					const int j = k0 + 8 * n + 2 * t + e;
+					float &x = s[n][2 * hh + e];
+					x = j >= lo && j <= hi ? x * sh.sl2 : -INFINITY;
+					mt = fmaxf(mt, x);
+				}
+			const float mnew = fmaxf(m[hh], quad_max(mt));
+			const float base = mnew == -INFINITY ? 0.0f : mnew;
+			const float alpha = exp2f(m[hh] - base);
+			float rs = 0.0f;
+#pragma unroll
+			for (int n = 0; n < NS; n++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					float &x = s[n][2 * hh + e];
+					x = exp2f(x - base);
+					rs += x;
+				}
+			l[hh] = l[hh] * alpha + rs;   /* this lane's share of the row */
+			m[hh] = mnew;
+#pragma unroll
+			for (int n = 0; n < NO; n++) {
+				o[n][2 * hh] *= alpha;
+				o[n][2 * hh + 1] *= alpha;
+			}
+		}
+		mma_tile_p<NO, BK / 16, SV>(o, s, Vt);
+	}
+
+#pragma unroll
+	for (int hh = 0; hh < 2; hh++) {
+		const float sum = quad_sum(l[hh]);
+		const int i = w16 + g + 8 * hh;
+		if (i >= nq)
+			continue;
+		const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+		bf16 *orow = out + ((size_t)b * T + q0 + i) * ldq + (size_t)h * D;
+#pragma unroll
+		for (int n = 0; n < NO; n++) {
+			const int d = 8 * n + 2 * t;
+			if (d < D)
+				*(bf162 *)(orow + d) = __floats2bfloat162_rn(o[n][2 * hh] * inv,
+									     o[n][2 * hh + 1] * inv);
+		}
+		if (t == 0)
+			lse[((size_t)b * H + h) * T + q0 + i] =
+				sum > 0.0f ? (m[hh] + log2f(sum)) * LN2 : -INFINITY;
+	}
+}
+
+/* Query rows of one (b, h, query tile) for the backward kernels: lse in
+ * base-2 units, Dt and doc starts (INT_MAX on padding rows). */
+static __device__ void mma_query_stats(float *lq, float *dtq, int *dsq, int BQ, const float *lse,
+				       const float *Dt, const int32_t *ds, int b, int h, int q0,
+				       int nq, const struct attn_shape &sh)
+{
+	const size_t so = ((size_t)b * sh.H + h) * sh.T + q0;   /* [B][H][T] */
+	for (int i = threadIdx.x; i < BQ; i += MMA_THREADS) {
+		lq[i] = i < nq ? lse[so + i] * LOG2E : 0.0f;
+		dtq[i] = i < nq ? Dt[so + i] : 0.0f;
+		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
+	}
+}
+
+/* shared words of dK/dV: K, V rows [BK]; Q, dO rows [BQ]; Q, dO transposed
+ * [DB][BQ/2]; lse, Dt, doc starts [BQ] */
+static constexpr size_t mma_dkv_smem(int DB, int BK, int BQ)
+{
+	return 4 * ((size_t)(2 * BK + 2 * BQ) * padded(DB / 2) + 2 * (size_t)DB * padded(BQ / 2) +
+		    3 * BQ);
+}
+
+/* dK, dV: block = key tile kt (64 keys) of kv head kvh in row b; over the
+ * group's query heads and the query tiles (BQ) that see the tile. Score
+ * tiles are transposed here: rows keys, columns queries. */
+template <int DB, int BQ>
+static __global__ void __launch_bounds__(MMA_THREADS)
+	attn_dkv_mma(bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse, const float *Dt,
+		     const bf16 *q, const bf16 *k, const bf16 *v, const int32_t *doc_start,
+		     struct attn_shape sh)
+{
+	constexpr int BK = 64, SR = padded(DB / 2), ST = padded(BQ / 2);
+	constexpr int NS = BQ / 8, NO = DB / 8;
+	uint32_t *Ks = attn_smem;
+	uint32_t *Vs = Ks + BK * SR;
+	uint32_t *Qs = Vs + BK * SR;
+	uint32_t *Gs = Qs + BQ * SR;    /* dO */
+	uint32_t *Qt = Gs + BQ * SR;    /* [DB][ST] */
+	uint32_t *Gt = Qt + DB * ST;
+	float *lq = (float *)(Gt + DB * ST);
+	float *dtq = lq + BQ;
+	int *dsq = (int *)(dtq + BQ);
+
+	const int T = sh.T, H = sh.H, D = sh.D, group = H / sh.KVH, nqt = (T + BQ - 1) / BQ;
+	const struct kblock kbk = key_block(BK, doc_start, sh);
+	const int b = kbk.b, kvh = kbk.kvh, k0 = kbk.k0, nk = kbk.nk, klast = k0 + nk - 1;
+	const size_t ldk = kbk.ldk, ldq = (size_t)H * D, ko = kbk.ko;
+	const int32_t *ds = kbk.ds;
+	const int w16 = threadIdx.x / 32 * 16, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+
+	mma_load_rows<DB, SR>(Ks, BK, k + ko, ldk, nk, D);
+	mma_load_rows<DB, SR>(Vs, BK, v + ko, ldk, nk, D);
+
+	float dK[NO][4], dV[NO][4];
+	zero(dK);
+	zero(dV);
+	for (int gi = 0; gi < group; gi++) {
+		const int h = kvh * group + gi;
+		for (int qt = k0 / BQ; qt < nqt && ds[qt * BQ] <= klast; qt++) {
+			const int q0 = qt * BQ, nq = min(BQ, T - q0);
+			const size_t qo = ((size_t)b * T + q0) * ldq + (size_t)h * D;
+			__syncthreads();   /* the previous tile's readers are done */
+			mma_load_rows<DB, SR>(Qs, BQ, q + qo, ldq, nq, D);
+			mma_load_rows<DB, SR>(Gs, BQ, dout + qo, ldq, nq, D);
+			mma_load_cols<DB, ST>(Qt, BQ, q + qo, ldq, nq, D);
+			mma_load_cols<DB, ST>(Gt, BQ, dout + qo, ldq, nq, D);
+			mma_query_stats(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
+			__syncthreads();
+
+			float s[NS][4], dp[NS][4];
+			zero(s);
+			zero(dp);
+			mma_tile<NS, DB / 16, SR, SR>(s, Ks, w16, Qs);    /* S^T = K Q^T */
+			mma_tile<NS, DB / 16, SR, SR>(dp, Vs, w16, Gs);   /* dP^T = V dO^T */
+#pragma unroll
+			for (int hh = 0; hh < 2; hh++) {
+				const int j = k0 + w16 + g + 8 * hh;
+#pragma unroll
+				for (int n = 0; n < NS; n++)
+#pragma unroll
+					for (int e = 0; e < 2; e++) {
+						const int i = 8 * n + 2 * t + e;
+						const int c = 2 * hh + e;
+						const float p = j >= dsq[i] && j <= q0 + i
+									? exp2f(s[n][c] * sh.sl2 - lq[i])
+									: 0.0f;
+						s[n][c] = p;
+						dp[n][c] = p * (dp[n][c] - dtq[i]);
+					}
+			}
+			mma_tile_p<NO, BQ / 16, ST>(dV, s, Gt);    /* dV += P^T dO */
+			mma_tile_p<NO, BQ / 16, ST>(dK, dp, Qt);   /* dK += dS^T Q */
+		}
+	}
+	if (dk)
+		add_rows(dk + ko, ldk, nk, D, sh.scale, dK, w16);
+	if (dv)
+		add_rows(dv + ko, ldk, nk, D, 1.0f, dV, w16);
+}
+
+/* shared words of dQ: Q, dO rows [64]; K, V rows [BK]; K transposed
+ * [DB][BK/2]; lse, Dt, doc starts [64] */
+static constexpr size_t mma_dq_smem(int DB, int BK)
+{
+	return 4 * ((size_t)(2 * 64 + 2 * BK) * padded(DB / 2) + (size_t)DB * padded(BK / 2) +
+		    3 * 64);
+}
+
+/* dQ: block = query tile qt (64 queries) of head h in row b, heavy tiles
+ * first; key tiles of BK. */
+template <int DB, int BK>
+static __global__ void __launch_bounds__(MMA_THREADS)
+	attn_dq_mma(bf16 *dq, const bf16 *dout, const float *lse, const float *Dt, const bf16 *q,
+		    const bf16 *k, const bf16 *v, const int32_t *doc_start, struct attn_shape sh)
+{
+	constexpr int BQ = 64, SR = padded(DB / 2), SK = padded(BK / 2);
+	constexpr int NS = BK / 8, NO = DB / 8;
+	uint32_t *Qs = attn_smem;
+	uint32_t *Gs = Qs + BQ * SR;
+	uint32_t *Ks = Gs + BQ * SR;
+	uint32_t *Vs = Ks + BK * SR;
+	uint32_t *Kt = Vs + BK * SR;   /* [DB][SK] */
+	float *lq = (float *)(Kt + DB * SK);
+	float *dtq = lq + BQ;
+	int *dsq = (int *)(dtq + BQ);
+
+	const int T = sh.T, D = sh.D;
+	const struct qblock qb = query_block(BQ, k, v, doc_start, sh);
+	const int b = qb.b, h = qb.h, q0 = qb.q0, nq = qb.nq;
+	const size_t ldq = qb.ldq, ldk = qb.ldk;
+	const size_t qo = ((size_t)b * T + q0) * ldq + (size_t)h * D;
+	const int32_t *ds = qb.ds;
+	const bf16 *kb = qb.kb, *vb = qb.vb;
+	const int w16 = threadIdx.x / 32 * 16, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+
+	mma_load_rows<DB, SR>(Qs, BQ, q + qo, ldq, nq, D);
+	mma_load_rows<DB, SR>(Gs, BQ, dout + qo, ldq, nq, D);
+	mma_query_stats(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
+
+	float acc[NO][4];
+	zero(acc);
+	const int kfirst = ds[q0], klast = q0 + nq - 1;
+	for (int kt = kfirst / BK; kt <= klast / BK; kt++) {
+		const int k0 = kt * BK, nk = min(BK, T - k0);
+		__syncthreads();   /* the previous tile's readers of Ks, Vs, Kt are done */
+		mma_load_rows<DB, SR>(Ks, BK, kb + (size_t)k0 * ldk, ldk, nk, D);
+		mma_load_rows<DB, SR>(Vs, BK, vb + (size_t)k0 * ldk, ldk, nk, D);
+		mma_load_cols<DB, SK>(Kt, BK, kb + (size_t)k0 * ldk, ldk, nk, D);
+		__syncthreads();
+
+		float s[NS][4], dp[NS][4];
+		zero(s);
+		zero(dp);
+		mma_tile<NS, DB / 16, SR, SR>(s, Qs, w16, Ks);    /* S = Q K^T */
+		mma_tile<NS, DB / 16, SR, SR>(dp, Gs, w16, Vs);   /* dP = dO V^T */
+#pragma unroll
+		for (int hh = 0; hh < 2; hh++) {
+			const int i = w16 + g + 8 * hh;
+#pragma unroll
+			for (int n = 0; n < NS; n++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					const int j = k0 + 8 * n + 2 * t + e, c = 2 * hh + e;
+					const float p = j >= dsq[i] && j <= q0 + i
+								? exp2f(s[n][c] * sh.sl2 - lq[i])
+								: 0.0f;
+					dp[n][c] = p * (dp[n][c] - dtq[i]);
+				}
+		}
+		mma_tile_p<NO, BK / 16, SK>(acc, dp, Kt);   /* dQ += dS K */
+	}
+	add_rows(dq + qo, ldq, nq, D, sh.scale, acc, w16);
+}
+
 /* ---- host ---------------------------------------------------------------- */
 
 /* Kernels above 48 KB of dynamic shared memory must opt in; cheap, so done
@@ -612,6 +1124,18 @@ static void forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const b
 	LAUNCH_CHECK();
 }
 
+template <int DB, int BK>
+static void forward_mma(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+			const int32_t *doc_start, const struct attn_shape &sh)
+{
+	const size_t smem = mma_fwd_smem(DB, 64, BK);
+	const unsigned blocks = (unsigned)(sh.B * sh.H * ((sh.T + 63) / 64));
+	smem_opt_in(attn_forward_mma<DB, BK>, smem);
+	attn_forward_mma<DB, BK>
+		<<<blocks, MMA_THREADS, smem, ft_cuda_stream>>>(out, lse, q, k, v, doc_start, sh);
+	LAUNCH_CHECK();
+}
+
 /* Forward: see the top of the file. out and lse are overwritten. */
 void ft_cuda_attention_forward(void *out, float *lse, const void *q, const void *k,
 			       const void *v, const int32_t *doc_start, int B, int T, int H,
@@ -622,11 +1146,11 @@ void ft_cuda_attention_forward(void *out, float *lse, const void *q, const void 
 		return;
 	bf16 *o = (bf16 *)out;
 	const bf16 *qq = (const bf16 *)q, *kk = (const bf16 *)k, *vv = (const bf16 *)v;
-	/* <DB, BQ, BK, threads>: about 64 accumulators per thread at most */
+	/* tensor cores up to 128 dims: <DB, key tile>; 256: SIMT <DB, BQ, BK, threads> */
 	switch (head_bucket(D)) {
-	case 32: forward<32, 64, 64, 128>(o, lse, qq, kk, vv, doc_start, sh); break;
-	case 64: forward<64, 64, 64, 128>(o, lse, qq, kk, vv, doc_start, sh); break;
-	case 128: forward<128, 64, 64, 128>(o, lse, qq, kk, vv, doc_start, sh); break;
+	case 32: forward_mma<32, 64>(o, lse, qq, kk, vv, doc_start, sh); break;
+	case 64: forward_mma<64, 64>(o, lse, qq, kk, vv, doc_start, sh); break;
+	case 128: forward_mma<128, 64>(o, lse, qq, kk, vv, doc_start, sh); break;
 	default: forward<256, 32, 32, 128>(o, lse, qq, kk, vv, doc_start, sh); break;
 	}
 }
@@ -656,6 +1180,31 @@ static void backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float
 	}
 }
 
+/* The tensor-core kernels 2 and 3: <DB, query tile of kernel 2, key tile
+ * of kernel 3> (key tiles of kernel 2 and query tiles of 3 are 64). */
+template <int DB, int KBQ, int QBK>
+static void backward_mma(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
+			 const float *Dt, const bf16 *q, const bf16 *k, const bf16 *v,
+			 const int32_t *doc_start, const struct attn_shape &sh)
+{
+	if (dk || dv) {
+		const size_t smem = mma_dkv_smem(DB, 64, KBQ);
+		const unsigned blocks = (unsigned)(sh.B * sh.KVH * ((sh.T + 63) / 64));
+		smem_opt_in(attn_dkv_mma<DB, KBQ>, smem);
+		attn_dkv_mma<DB, KBQ><<<blocks, MMA_THREADS, smem, ft_cuda_stream>>>(
+			dk, dv, dout, lse, Dt, q, k, v, doc_start, sh);
+		LAUNCH_CHECK();
+	}
+	if (dq) {
+		const size_t smem = mma_dq_smem(DB, QBK);
+		const unsigned blocks = (unsigned)(sh.B * sh.H * ((sh.T + 63) / 64));
+		smem_opt_in(attn_dq_mma<DB, QBK>, smem);
+		attn_dq_mma<DB, QBK><<<blocks, MMA_THREADS, smem, ft_cuda_stream>>>(
+			dq, dout, lse, Dt, q, k, v, doc_start, sh);
+		LAUNCH_CHECK();
+	}
+}
+
 /* Backward: adds into dq, dk, dv (bf16: read, add in fp32, round, store);
  * a NULL gradient is skipped. lse is the forward's. Uses the scratch for Dt
  * (B*H*T floats). */
@@ -677,16 +1226,18 @@ void ft_cuda_attention_backward(void *dq, void *dk, void *dv, const void *dout,
 		Dt, g, o, sh);
 	LAUNCH_CHECK();
 
-	/* 256 threads for kernel 2, 128 for kernel 3: up to 64 accumulators each */
+	/* tensor cores up to 128 dims (kernel 2 with 32-query tiles at 128: its
+	 * dK and dV accumulators take 128 registers); 256: SIMT, 256 threads for
+	 * kernel 2, 128 for kernel 3, up to 64 accumulators each */
 	switch (head_bucket(D)) {
 	case 32:
-		backward<32, 64, 64, 64, 64>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
+		backward_mma<32, 64, 64>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
 		break;
 	case 64:
-		backward<64, 64, 64, 64, 64>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
+		backward_mma<64, 64, 64>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
 		break;
 	case 128:
-		backward<128, 64, 32, 64, 32>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
+		backward_mma<128, 32, 64>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);
 		break;
 	default:
 		backward<256, 32, 32, 32, 32>(gq, gk, gv, g, lse, Dt, qq, kk, vv, doc_start, sh);

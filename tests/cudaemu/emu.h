@@ -364,6 +364,7 @@ struct emu_block {
 	std::vector<std::unique_ptr<emu_barrier>> warp_bar;
 	std::vector<int> warp_size;
 	std::vector<uint64_t> shfl;                      /* [warp][2][32] exchange slots */
+	std::vector<uint32_t> mma;                       /* [warp][2][32][6] mma fragments */
 	std::vector<uint4> dyn;                          /* dynamic shared memory */
 	size_t dyn_bytes = 0, smem_limit = 0;            /* static + dynamic at most */
 	std::mutex mu;                                   /* static shared memory: */
@@ -375,6 +376,7 @@ inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 inline thread_local emu_block *emu_cur;
 inline thread_local unsigned emu_tid;       /* linear thread index in the block */
 inline thread_local unsigned emu_shfl_n;    /* this thread's shuffles (double buffering) */
+inline thread_local unsigned emu_mma_n;     /* this thread's mma (double buffering) */
 
 static const uint32_t EMU_NAN_FILL = 0x7fc07fc0u;
 
@@ -419,6 +421,52 @@ static inline T emu_shfl_xor(const char *file, int line, unsigned mask, T v, int
 	T r;
 	memcpy(&r, &slot[src], sizeof r);
 	return r;
+}
+
+/* kernels/cuda/mma.cuh's ft_mma_bf16 (mma.sync m16n8k16, bf16 in, fp32
+ * accumulate; the fragment layout is in mma.cuh): the warp's lanes put their
+ * fragments in an exchange, meet at the warp's barrier, and each computes
+ * its own four outputs. The products of bf16 values are exact in double and
+ * so is their sum of 16; C is added and the result rounded to float once,
+ * where the tensor cores may truncate on the way: a bf16-level tolerance
+ * covers both. Every lane of a full warp must take part. */
+#define ft_mma_bf16(...) emu_mma_bf16(__FILE__, __LINE__, __VA_ARGS__)
+static inline float emu_bf16_half(uint32_t w, int hi)
+{
+	uint32_t bits = (hi ? w >> 16 : w & 0xffffu) << 16;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+static inline void emu_mma_bf16(const char *file, int line, float (&c)[4], const uint32_t (&a)[4],
+				const uint32_t (&b)[2])
+{
+	emu_block *blk = emu_cur;
+	unsigned warp = emu_tid / 32, lane = emu_tid % 32;
+	if (blk->warp_size[warp] != 32)
+		emu_die("mma: the warp is not full", file, line);
+	emu_stat.shuffles.fetch_add(1, std::memory_order_relaxed);
+	uint32_t *slot = &blk->mma[(warp * 2 + (emu_mma_n++ & 1)) * 32 * 6];
+	memcpy(&slot[lane * 6], a, 16);
+	memcpy(&slot[lane * 6 + 4], b, 8);
+	blk->warp_bar[warp]->arrive_and_wait(file, line);
+	if (blk->warp_bar[warp]->last_arrivals() != 32)
+		emu_die("mma: a lane of the warp has exited", file, line);
+	/* A[r][k] is in lane 4 (r % 8) + (k % 8) / 2, register (r >= 8) + 2 (k >= 8);
+	 * B[k][n] in lane 4 n + (k % 8) / 2, register 4 + (k >= 8); half k % 2 */
+	const unsigned g = lane / 4, t = lane % 4;
+	for (int i = 0; i < 4; i++) {
+		const unsigned r = g + 8 * (i / 2), n = 2 * t + i % 2;
+		double sum = 0.0;
+		for (unsigned k = 0; k < 16; k++) {
+			const uint32_t *la = &slot[(4 * (r % 8) + (k % 8) / 2) * 6];
+			const uint32_t *lb = &slot[(4 * n + (k % 8) / 2) * 6];
+			sum += (double)emu_bf16_half(la[(r >= 8) + 2 * (k >= 8)], k % 2) *
+			       (double)emu_bf16_half(lb[4 + (k >= 8)], k % 2);
+		}
+		c[i] = (float)(sum + (double)c[i]);
+	}
 }
 
 /* extern __shared__ T name[]: the block's dynamic shared memory */
@@ -561,6 +609,7 @@ static void emu_launch(const emu_config &c, void (*kernel)(P...), A &&...args)
 			gr.block.warp_size.push_back((int)(nt - w * 32 < 32 ? nt - w * 32 : 32));
 		}
 		gr.block.shfl.assign((size_t)nwarps * 64, 0);
+		gr.block.mma.assign((size_t)nwarps * 64 * 6, 0);
 		gr.block.dyn_bytes = c.smem;
 		gr.block.smem_limit = smem_limit;
 	}
@@ -599,6 +648,7 @@ static void emu_launch(const emu_config &c, void (*kernel)(P...), A &&...args)
 							(unsigned)(i / c.grid.x % c.grid.y),
 							(unsigned)(i / ((unsigned long long)c.grid.x * c.grid.y)));
 					emu_shfl_n = 0;
+					emu_mma_n = 0;
 					std::apply(kernel, params);
 					gr.block.warp_bar[warp]->arrive_and_drop();
 					gr.block.bar.arrive_and_drop();

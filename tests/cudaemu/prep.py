@@ -13,7 +13,8 @@ script) and writes into OUTDIR:
                                        GEMMs stubbed out: they stop the program)
   cuda.cuh                             kernels/cuda/cuda.cuh with the grid cap
                                        of ft_cuda_blocks made a variable
-  cuda_runtime.h cuda_bf16.h           one line each: #include "emu.h"
+  cuda_runtime.h cuda_bf16.h mma.cuh   one line each: #include "emu.h" (emu.h
+                                       provides mma.cuh's ft_mma_bf16)
   emu_have.h                           EMU_HAVE_DECODE when decode.cpp exists
 Each .cpp starts with a #line directive, so compiler messages, assert()
 and CUDA_CHECK name the original file and line.
@@ -60,7 +61,7 @@ SUPPORTED_CUDA = {
 # Headers a kernel may include: the two emu.h stands in for, the project's,
 # and the C library's.
 HEADERS = {
-    'cuda_bf16.h', 'cuda_runtime.h', 'cuda.cuh', 'ops.h', 'decode.h', 'ft.h',
+    'cuda_bf16.h', 'cuda_runtime.h', 'cuda.cuh', 'mma.cuh', 'ops.h', 'decode.h', 'ft.h',
     'assert.h', 'errno.h', 'float.h', 'limits.h', 'math.h', 'stddef.h', 'stdint.h',
     'stdio.h', 'stdlib.h', 'string.h',
 }
@@ -296,7 +297,7 @@ def main():
         for e in errors:
             sys.stderr.write('prep.py: %s\n' % e)
         return 1
-    results['cuda_runtime.h'] = results['cuda_bf16.h'] = '#include "emu.h"\n'
+    results['cuda_runtime.h'] = results['cuda_bf16.h'] = results['mma.cuh'] = '#include "emu.h"\n'
     results['emu_have.h'] = '#define EMU_HAVE_DECODE %d\n' % ('decode.cpp' in results)
     for name, text in results.items():
         with open(os.path.join(out, name), 'w') as f:

@@ -678,11 +678,18 @@ static void test_attention(int B, int T, int H, int KVH, int D, int docs)
 				  lse_c.data(), q.data(), k.data(), v.data(), ds.data(), B, T, H, KVH, D);
 	ft_cuda_attention_backward(dq.data(), dk.data(), dv.data(), gb.data(), ob.data(), lse_c.data(),
 				   qb.data(), kb.data(), vb.data(), ds.data(), B, T, H, KVH, D);
-	double wq = worst_ratio(dq.data(), dq_c.data(), nq, 1.0 / 128, 2e-3);
-	double wk = worst_ratio(dk.data(), dk_c.data(), nk, 1.0 / 128, 2e-3);
-	double wv = worst_ratio(dv.data(), dv_c.data(), nk, 1.0 / 128, 2e-3);
-	check(wq <= 1 && wk <= 1 && wv <= 1, fmt("attention_backward %s: err/tol dq %.2f, dk %.2f, "
-						 "dv %.2f", shape.c_str(), wq, wk, wv));
+	/* P and dS enter the tensor cores rounded to bf16 (as FlashAttention-2
+	 * does), one more rounding than the forward's outputs carry: twice its
+	 * elementwise tolerance, and a relative L2 bound over the whole tensor */
+	double wq = worst_ratio(dq.data(), dq_c.data(), nq, 1.0 / 64, 4e-3);
+	double wk = worst_ratio(dk.data(), dk_c.data(), nk, 1.0 / 64, 4e-3);
+	double wv = worst_ratio(dv.data(), dv_c.data(), nk, 1.0 / 64, 4e-3);
+	double lq = cmp_bf(dq.data(), dq_c.data(), nq).rel_l2;
+	double lk = cmp_bf(dk.data(), dk_c.data(), nk).rel_l2;
+	double lv = cmp_bf(dv.data(), dv_c.data(), nk).rel_l2;
+	check(wq <= 1 && wk <= 1 && wv <= 1 && std::max(lq, std::max(lk, lv)) <= 5e-3,
+	      fmt("attention_backward %s: err/tol dq %.2f, dk %.2f, dv %.2f; rel L2 %.2g %.2g %.2g "
+		  "(tol 5e-3)", shape.c_str(), wq, wk, wv, lq, lk, lv));
 }
 
 /* NULL gradients are skipped and leave the others as they are */
