@@ -97,8 +97,8 @@ TRAIN_SRC   += kernels/nocuda.c
 CUDA_OBJ    :=
 CUDA_LIBS   :=
 endif
-$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda.cuh kernels/cuda/mma.cuh kernels/ops.h lib/ft.h \
-		Makefile | $(DEPS_STAMP)
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda.cuh kernels/cuda/mma.cuh \
+		kernels/ops.h lib/ft.h Makefile | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -D_GNU_SOURCE -Ilib -Ikernels -Ikernels/cuda -c $< -o $@
 
