@@ -23,13 +23,15 @@ struct ft_decoder_acts {
 	int32_t *tokens, *pos, *doc_start, *targets;   /* N */
 	float *inv_freq;     /* head_dim / 2 */
 	void *resid;         /* (L+1) x N x C: input of each layer, then the final one */
-	void *resid_mid;     /* L x N x C: after attention */
-	void *ln1, *ln2;     /* L x N x C */
-	float *rstd1, *rstd2;/* L x N */
-	void *q, *att;       /* L x N x Q */
-	void *k, *v;         /* L x N x KV */
-	float *lse;          /* L x B x H x T */
-	void *gate, *up, *mlp;    /* L x N x I */
+	/* the rest of each layer's activations, for S = L layers (S = 1 when
+	 * the backward pass recomputes them layer by layer) */
+	void *resid_mid;     /* S x N x C: after attention */
+	void *ln1, *ln2;     /* S x N x C */
+	float *rstd1, *rstd2;/* S x N */
+	void *q, *att;       /* S x N x Q */
+	void *k, *v;         /* S x N x KV */
+	float *lse;          /* S x B x H x T */
+	void *gate, *up, *mlp;    /* S x N x I */
 	void *normed;        /* N x C */
 	float *rstdf;        /* N */
 	float *losses;       /* N */
@@ -74,21 +76,21 @@ static void *carve(struct carver *cv, size_t n, size_t size)
 	return p;
 }
 
-static void layout(struct ft_decoder_acts *a, struct carver *cv, size_t xs, size_t L, size_t N,
-		   size_t C, size_t Q, size_t KV, size_t I, size_t V, size_t rows, size_t maxin,
-		   size_t r, size_t H, size_t D)
+static void layout(struct ft_decoder_acts *a, struct carver *cv, size_t xs, size_t L, size_t S,
+		   size_t N, size_t C, size_t Q, size_t KV, size_t I, size_t V, size_t rows,
+		   size_t maxin, size_t r, size_t H, size_t D)
 {
 	a->resid = carve(cv, (L + 1) * N * C, xs);
-	a->resid_mid = carve(cv, L * N * C, xs);
-	a->ln1 = carve(cv, L * N * C, xs);
-	a->ln2 = carve(cv, L * N * C, xs);
-	a->q = carve(cv, L * N * Q, xs);
-	a->att = carve(cv, L * N * Q, xs);
-	a->k = carve(cv, L * N * KV, xs);
-	a->v = carve(cv, L * N * KV, xs);
-	a->gate = carve(cv, L * N * I, xs);
-	a->up = carve(cv, L * N * I, xs);
-	a->mlp = carve(cv, L * N * I, xs);
+	a->resid_mid = carve(cv, S * N * C, xs);
+	a->ln1 = carve(cv, S * N * C, xs);
+	a->ln2 = carve(cv, S * N * C, xs);
+	a->q = carve(cv, S * N * Q, xs);
+	a->att = carve(cv, S * N * Q, xs);
+	a->k = carve(cv, S * N * KV, xs);
+	a->v = carve(cv, S * N * KV, xs);
+	a->gate = carve(cv, S * N * I, xs);
+	a->up = carve(cv, S * N * I, xs);
+	a->mlp = carve(cv, S * N * I, xs);
 	a->normed = carve(cv, N * C, xs);
 	a->tmp = carve(cv, N * C, xs);
 	a->dresid = carve(cv, N * C, xs);
@@ -105,9 +107,9 @@ static void layout(struct ft_decoder_acts *a, struct carver *cv, size_t xs, size
 	a->lora_dx = carve(cv, r ? N * maxin : 0, xs);
 	a->lora_h = carve(cv, N * r, xs);
 	a->lora_dh = carve(cv, N * r, xs);
-	a->rstd1 = carve(cv, L * N, sizeof(float));
-	a->rstd2 = carve(cv, L * N, sizeof(float));
-	a->lse = carve(cv, L * N * H, sizeof(float));
+	a->rstd1 = carve(cv, S * N, sizeof(float));
+	a->rstd2 = carve(cv, S * N, sizeof(float));
+	a->lse = carve(cv, S * N * H, sizeof(float));
 	a->rstdf = carve(cv, N, sizeof(float));
 	a->losses = carve(cv, N, sizeof(float));
 	a->logits32 = carve(cv, rows * V, sizeof(float));
@@ -119,7 +121,7 @@ static void layout(struct ft_decoder_acts *a, struct carver *cv, size_t xs, size
 }
 
 int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct ft_model *m,
-		    const struct ft_lora *lora, int B, int T, struct ft_err *err)
+		    const struct ft_lora *lora, int B, int T, bool recompute, struct ft_err *err)
 {
 	memset(d, 0, sizeof *d);
 	if (B < 1 || T < 1 || (size_t)B * (size_t)T > (1u << 24))
@@ -131,8 +133,10 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 	d->xlw = lora ? &lora->w : NULL;
 	d->B = B;
 	d->T = T;
+	d->recompute = recompute;
 	const struct ft_model_config *c = &m->cfg;
 	size_t N = (size_t)B * T, L = (size_t)c->num_layers, C = (size_t)c->hidden_size;
+	size_t S = recompute ? 1 : L;
 	size_t Q = (size_t)c->num_heads * c->head_dim, KV = (size_t)c->num_kv_heads * c->head_dim;
 	size_t I = (size_t)c->intermediate_size, V = (size_t)c->vocab_size;
 	size_t maxin = C > I ? C : I, r = lora ? (size_t)lora->cfg.rank : 0;
@@ -145,7 +149,7 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 		return ft_err_set(err, FT_E_NOMEM, "out of memory");
 	d->a = a;
 	struct carver cv = { NULL, 0, false };
-	layout(a, &cv, ops->xsize, L, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
+	layout(a, &cv, ops->xsize, L, S, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
 	       (size_t)c->head_dim);
 	if (cv.overflow) {
 		ft_decoder_release(d);
@@ -162,7 +166,7 @@ int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct
 				  where, total);
 	}
 	cv = (struct carver){ a->block, 0, false };
-	layout(a, &cv, ops->xsize, L, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
+	layout(a, &cv, ops->xsize, L, S, N, C, Q, KV, I, V, rows, maxin, r, (size_t)c->num_heads,
 	       (size_t)c->head_dim);
 	a->h_doc_start = a->h_pos + N;
 	a->h_targets = a->h_doc_start + N;
@@ -344,10 +348,12 @@ static void linear_backward(struct ft_decoder *d, int l, int mod, void *dx, cons
 					 dropout_site(l, mod));
 }
 
-/* Layer l's saved activations (x tensors) for a batch of N tokens. */
+/* Layer l's activations for a batch of N tokens: its input x (and output,
+ * the next layer's input, right after it) and the rest, in layer l's slot,
+ * or in the one slot that every layer shares when they are recomputed. */
 struct layer_acts {
 	void *x, *xmid, *ln1, *ln2, *q, *k, *v, *att, *gate, *up, *mlp;
-	float *lse;
+	float *lse, *rstd1, *rstd2;
 };
 
 static void layer_acts(const struct ft_decoder *d, int l, int N, struct layer_acts *la)
@@ -356,8 +362,8 @@ static void layer_acts(const struct ft_decoder *d, int l, int N, struct layer_ac
 	const struct ft_decoder_acts *a = d->a;
 	size_t NC = (size_t)N * c->hidden_size, NI = (size_t)N * c->intermediate_size;
 	size_t NQ = (size_t)N * c->num_heads * c->head_dim;
-	size_t NKV = (size_t)N * c->num_kv_heads * c->head_dim, L = (size_t)l;
-	la->x = xat(d, a->resid, L * NC);
+	size_t NKV = (size_t)N * c->num_kv_heads * c->head_dim, L = d->recompute ? 0 : (size_t)l;
+	la->x = xat(d, a->resid, (size_t)l * NC);
 	la->xmid = xat(d, a->resid_mid, L * NC);
 	la->ln1 = xat(d, a->ln1, L * NC);
 	la->ln2 = xat(d, a->ln2, L * NC);
@@ -369,49 +375,61 @@ static void layer_acts(const struct ft_decoder *d, int l, int N, struct layer_ac
 	la->up = xat(d, a->up, L * NI);
 	la->mlp = xat(d, a->mlp, L * NI);
 	la->lse = a->lse + L * (size_t)N * c->num_heads;
+	la->rstd1 = a->rstd1 + L * (size_t)N;
+	la->rstd2 = a->rstd2 + L * (size_t)N;
 }
 
 /* ---- forward ----------------------------------------------------------- */
 
-static void forward_layers(struct ft_decoder *d, const struct ft_batch *b, bool train)
+/* Layer l's forward pass, from its input to its output (the next layer's
+ * input); without the tail (the down projection and the residual add) when
+ * only the activations the backward pass reads are wanted again. */
+static void forward_layer(struct ft_decoder *d, const struct ft_batch *b, int l, bool train,
+			  bool tail)
 {
 	const struct ft_ops *ops = d->ops;
 	const struct ft_model_config *c = &d->model->cfg;
-	const struct ft_weights *w = d->xw;
+	const struct ft_layer_weights *L = &d->xw->layers[l];
 	struct ft_decoder_acts *a = d->a;
-	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size;
 	int H = c->num_heads, KVH = c->num_kv_heads, D = c->head_dim;
-	size_t NC = (size_t)N * C, NI = (size_t)N * I;
+	size_t NC = (size_t)N * C, NI = (size_t)N * c->intermediate_size;
 	float eps = (float)c->rms_norm_eps;
+	struct layer_acts la;
+	layer_acts(d, l, N, &la);
 
-	ops->embedding_forward(a->resid, a->tokens, w->embed, N, C);
-	for (int l = 0; l < c->num_layers; l++) {
-		const struct ft_layer_weights *L = &w->layers[l];
-		struct layer_acts la;
-		layer_acts(d, l, N, &la);
+	ops->rmsnorm_forward(la.ln1, la.rstd1, la.x, L->input_layernorm, N, C, eps);
+	linear_forward(d, l, FT_MOD_Q, la.q, la.ln1, N, train);
+	linear_forward(d, l, FT_MOD_K, la.k, la.ln1, N, train);
+	linear_forward(d, l, FT_MOD_V, la.v, la.ln1, N, train);
+	ops->rope_forward(la.q, a->pos, a->inv_freq, N, H, D);
+	ops->rope_forward(la.k, a->pos, a->inv_freq, N, KVH, D);
+	ops->attention_forward(la.att, la.lse, la.q, la.k, la.v, a->doc_start, B, T, H, KVH, D);
+	linear_forward(d, l, FT_MOD_O, a->tmp, la.att, N, train);
+	ops->add(la.xmid, la.x, a->tmp, NC);
 
-		ops->rmsnorm_forward(la.ln1, a->rstd1 + (size_t)l * N, la.x, L->input_layernorm, N, C,
-				     eps);
-		linear_forward(d, l, FT_MOD_Q, la.q, la.ln1, N, train);
-		linear_forward(d, l, FT_MOD_K, la.k, la.ln1, N, train);
-		linear_forward(d, l, FT_MOD_V, la.v, la.ln1, N, train);
-		ops->rope_forward(la.q, a->pos, a->inv_freq, N, H, D);
-		ops->rope_forward(la.k, a->pos, a->inv_freq, N, KVH, D);
-		ops->attention_forward(la.att, la.lse, la.q, la.k, la.v, a->doc_start, B, T, H, KVH,
-				       D);
-		linear_forward(d, l, FT_MOD_O, a->tmp, la.att, N, train);
-		ops->add(la.xmid, la.x, a->tmp, NC);
+	ops->rmsnorm_forward(la.ln2, la.rstd2, la.xmid, L->post_attention_layernorm, N, C, eps);
+	linear_forward(d, l, FT_MOD_GATE, la.gate, la.ln2, N, train);
+	linear_forward(d, l, FT_MOD_UP, la.up, la.ln2, N, train);
+	ops->swiglu_forward(la.mlp, la.gate, la.up, NI);
+	if (!tail)
+		return;
+	linear_forward(d, l, FT_MOD_DOWN, a->tmp, la.mlp, N, train);
+	ops->add(xat(d, la.x, NC), la.xmid, a->tmp, NC);
+}
 
-		ops->rmsnorm_forward(la.ln2, a->rstd2 + (size_t)l * N, la.xmid,
-				     L->post_attention_layernorm, N, C, eps);
-		linear_forward(d, l, FT_MOD_GATE, la.gate, la.ln2, N, train);
-		linear_forward(d, l, FT_MOD_UP, la.up, la.ln2, N, train);
-		ops->swiglu_forward(la.mlp, la.gate, la.up, NI);
-		linear_forward(d, l, FT_MOD_DOWN, a->tmp, la.mlp, N, train);
-		ops->add(xat(d, la.x, NC), la.xmid, a->tmp, NC);
-	}
-	ops->rmsnorm_forward(a->normed, a->rstdf, xat(d, a->resid, (size_t)c->num_layers * NC),
-			     w->norm, N, C, eps);
+static void forward_layers(struct ft_decoder *d, const struct ft_batch *b, bool train)
+{
+	const struct ft_model_config *c = &d->model->cfg;
+	struct ft_decoder_acts *a = d->a;
+	int N = b->B * b->T, C = c->hidden_size;
+
+	d->ops->embedding_forward(a->resid, a->tokens, d->xw->embed, N, C);
+	for (int l = 0; l < c->num_layers; l++)
+		forward_layer(d, b, l, train, true);
+	d->ops->rmsnorm_forward(a->normed, a->rstdf,
+				xat(d, a->resid, (size_t)c->num_layers * N * C), d->xw->norm, N,
+				C, (float)c->rms_norm_eps);
 }
 
 /* The sum of the N losses, in order, on the host. */
@@ -534,6 +552,8 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 		const struct ft_layer_weights *GL = g ? &g->layers[l] : NULL;
 		struct layer_acts la;
 		layer_acts(d, l, N, &la);
+		if (d->recompute)   /* the layer's activations again, from its saved input */
+			forward_layer(d, b, l, true, false);
 
 		/* MLP branch: dresid is d(x''), the same as d(x') through the skip */
 		zero(d, a->dmlp, NI);
@@ -545,8 +565,7 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 		linear_backward(d, l, FT_MOD_GATE, a->dln, a->dgate, la.ln2, N, g, lg);
 		linear_backward(d, l, FT_MOD_UP, a->dln, a->dup, la.ln2, N, g, lg);
 		ops->rmsnorm_backward(a->dresid, GL ? GL->post_attention_layernorm : NULL, a->dln,
-				      la.xmid, L->post_attention_layernorm, a->rstd2 + (size_t)l * N,
-				      N, C);
+				      la.xmid, L->post_attention_layernorm, la.rstd2, N, C);
 
 		/* attention branch: dresid is now d(x') */
 		zero(d, a->datt, NQ);
@@ -563,7 +582,7 @@ int ft_decoder_forward_backward(struct ft_decoder *d, const struct ft_batch *b,
 		linear_backward(d, l, FT_MOD_K, a->dln, a->dk, la.ln1, N, g, lg);
 		linear_backward(d, l, FT_MOD_V, a->dln, a->dv, la.ln1, N, g, lg);
 		ops->rmsnorm_backward(a->dresid, GL ? GL->input_layernorm : NULL, a->dln, la.x,
-				      L->input_layernorm, a->rstd1 + (size_t)l * N, N, C);
+				      L->input_layernorm, la.rstd1, N, C);
 	}
 	if (g && g->embed)
 		ops->embedding_backward(g->embed, a->dresid, a->tokens, N, C, V);

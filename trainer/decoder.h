@@ -11,7 +11,11 @@
  *
  * Memory: struct ft_decoder owns the activations for batches of up to
  * B rows of T tokens, kept for the backward pass, and scratch, in the
- * backend's memory and storage type (kernels/ops.h); the LM head runs in
+ * backend's memory and storage type (kernels/ops.h). With recompute, only
+ * each layer's input is kept: the backward pass runs each layer's forward
+ * again before its backward (the same operations, so the same results),
+ * and the other activations take one layer's room instead of all of them;
+ * the LM head runs in
  * chunks of ops->lm_head_rows rows so the full logits never exist in
  * forward_backward. The model, LoRA adapters and gradient blocks stay the
  * caller's. The forward pass reads the weights xw and xlw point at: the
@@ -22,6 +26,7 @@
 #ifndef FT_DECODER_H
 #define FT_DECODER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lora.h"
@@ -58,12 +63,13 @@ struct ft_decoder {
 	const struct ft_lora_weights *xlw;
 	int B, T;
 	int head_rows;               /* rows of logits at a time */
+	bool recompute;              /* activations recomputed layer by layer */
 	uint64_t dropout_step;       /* advances per forward pass with dropout */
 	struct ft_decoder_acts *a;
 };
 
 int ft_decoder_init(struct ft_decoder *d, const struct ft_ops *ops, const struct ft_model *m,
-		    const struct ft_lora *lora, int B, int T, struct ft_err *err);
+		    const struct ft_lora *lora, int B, int T, bool recompute, struct ft_err *err);
 void ft_decoder_release(struct ft_decoder *d);
 
 /* Forward only: logits [B*T][V] (host memory, fp32) when logits is not NULL; loss sum and

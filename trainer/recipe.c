@@ -91,6 +91,8 @@ const struct ft_recipe_key ft_recipe_keys[] = {
 	  "lora: also export the model with the adapters merged in" },
 	{ "export_dtype", FT_RK_DTYPE, OFF(export_dtype), "bf16", 0, 0,
 	  "dtype of exported model weights: f32, bf16, f16" },
+	{ "recompute", FT_RK_BOOL, OFF(recompute), "false", 0, 0,
+	  "keep only each layer's input and recompute the rest in the backward pass (less memory, one more forward)" },
 	{ "threads", FT_RK_INT, OFF(threads), "0", 0, 4096,
 	  "CPU threads (0: OpenMP's default)" },
 	{ "device", FT_RK_DEVICE, OFF(device), "cpu", 0, 0,

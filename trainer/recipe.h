@@ -50,6 +50,7 @@ struct ft_recipe {
 	int keep_last;
 	bool save_best, merge;
 	enum ft_dtype export_dtype;
+	bool recompute;             /* activation recomputation, layer by layer */
 	int threads;                /* 0: OpenMP's default */
 	int zero_stage;             /* data parallel: 1 shards the AdamW moments (ZeRO-1) */
 	int device;                 /* -1: the CPU; N: CUDA device N */

@@ -129,6 +129,10 @@ def same_run(a, b, what):
           open(f"{b}/adapter/adapter_model.safetensors", "rb").read())
 
 
+# ---- activation recomputation: the same run, bit for bit ----------------------
+train("rc", "--recompute")
+same_run("a", "rc", "recompute")
+
 # ---- resume --------------------------------------------------------------------
 shutil.copytree("a", "b")
 shutil.rmtree("b/adapter")

@@ -514,8 +514,8 @@ static void test_decoder(const char *dir, int lora_dropout)
 	float scale = 1.0f / (float)trained;
 
 	struct ft_decoder dc, dg;
-	rc = ft_decoder_init(&dc, cpu, &m, lp, DB, DT, &err) ||
-	     ft_decoder_init(&dg, gpu, &m, lp, DB, DT, &err);
+	rc = ft_decoder_init(&dc, cpu, &m, lp, DB, DT, false, &err) ||
+	     ft_decoder_init(&dg, gpu, &m, lp, DB, DT, false, &err);
 	test_cond("decoders", rc == 0);
 	if (rc) {
 		printf("%s\n", err.msg);
@@ -563,6 +563,35 @@ static void test_decoder(const char *dir, int lora_dropout)
 	printf("%s%s: loss %.6g vs %.6g, worst gradient relative error %.3g\n", dir,
 	       lp ? " lora" : " full", lgpu / tc, lc / tc, worst);
 
+	/* activation recomputation on the same backend: bit for bit the same */
+	struct ft_decoder dr;
+	struct ft_weights gw_r;
+	struct ft_lora_weights lg_r;
+	float *grad_r = gpu->alloc(ng * sizeof(float));
+	if (lp)
+		ft_lora_point(&lo, grad_r, sizeof(float), &lg_r);
+	else
+		ft_model_point(&m, grad_r, sizeof(float), &gw_r);
+	double lr = 0;
+	rc = ft_decoder_init(&dr, gpu, &m, lp, DB, DT, true, &err);
+	if (!rc) {
+		dr.xw = &xw;
+		dr.xlw = lp ? &xlw : NULL;
+		rc = ft_decoder_forward_backward(&dr, &b, scale, lp ? NULL : &gw_r,
+						 lp ? &lg_r : NULL, &lr, NULL, &err);
+	}
+	float *got_r = hf(grad_r, ng);
+	snprintf(what, sizeof what, "%s%s: recomputed activations give the same loss and gradients",
+		 dir, lp ? lora_dropout ? " lora+dropout" : " lora" : " full");
+	test_cond(what, rc == 0 && lr == lgpu && memcmp(got_r, got, ng * sizeof(float)) == 0);
+	free(got_r);
+	gpu->release(grad_r);
+	if (lp)
+		ft_lora_weights_release(&lg_r);
+	else
+		ft_weights_release(&gw_r);
+	ft_decoder_release(&dr);
+
 	/* the forward alone, with logits */
 	size_t nl = (size_t)DB * DT * m.cfg.vocab_size;
 	float *logc = malloc(nl * sizeof *logc), *logg = malloc(nl * sizeof *logg);
@@ -609,8 +638,8 @@ static void test_training(void)
 	float scale = 1.0f / (float)ft_batch_trained(&b);
 	size_t nf = m.nfloats;
 	struct ft_decoder dc, dg;
-	ft_decoder_init(&dc, cpu, &m, NULL, DB, DT, &err);
-	ft_decoder_init(&dg, gpu, &m, NULL, DB, DT, &err);
+	ft_decoder_init(&dc, cpu, &m, NULL, DB, DT, false, &err);
+	ft_decoder_init(&dg, gpu, &m, NULL, DB, DT, false, &err);
 	struct ft_weights xw, gwc, gwg;
 	void *xblock = upload_weights(&m, &xw);
 	dg.xw = &xw;

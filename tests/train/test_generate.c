@@ -135,7 +135,7 @@ static void check_cache(const char *name, const struct ft_model *m, const int32_
 	float *full = malloc((size_t)T * V * sizeof *full);
 	float *step = malloc((size_t)T * V * sizeof *step);
 	struct ft_batch b = { .B = 1, .T = T, .tokens = seq };
-	test_cond("decoder", ft_decoder_init(&d, &ft_ops_cpu, m, NULL, 1, T, &err) == 0 &&
+	test_cond("decoder", ft_decoder_init(&d, &ft_ops_cpu, m, NULL, 1, T, false, &err) == 0 &&
 				     ft_decoder_forward(&d, &b, full, NULL, NULL, &err) == 0);
 	ft_decoder_release(&d);
 	struct ft_gen g;

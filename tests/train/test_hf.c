@@ -136,13 +136,13 @@ static void check_peft(const char *dir, const struct ft_model *m, const struct f
 	size_t nl = (size_t)batch->B * batch->T * V;
 	float *l1 = malloc(nl * sizeof *l1), *l2 = malloc(nl * sizeof *l2);
 	struct ft_decoder d1, d2;
-	ft_decoder_init(&d1, &ft_ops_cpu, m, &got, batch->B, batch->T, &err);
+	ft_decoder_init(&d1, &ft_ops_cpu, m, &got, batch->B, batch->T, false, &err);
 	ft_decoder_forward(&d1, batch, l1, NULL, NULL, &err);
 	struct ft_model merged;
 	ft_model_init(&merged, &m->cfg, &err);
 	memcpy(merged.weights, m->weights, m->nfloats * sizeof(float));
 	ft_lora_merge(&got, &merged);
-	ft_decoder_init(&d2, &ft_ops_cpu, &merged, NULL, batch->B, batch->T, &err);
+	ft_decoder_init(&d2, &ft_ops_cpu, &merged, NULL, batch->B, batch->T, false, &err);
 	ft_decoder_forward(&d2, batch, l2, NULL, NULL, &err);
 	/* largest difference relative to the largest logit (fp32 rounding) */
 	double worst = 0, top = 0;
@@ -209,7 +209,7 @@ static void run_case(const char *name)
 
 	int V = m.cfg.vocab_size;
 	struct ft_decoder d;
-	test_cond("decoder init", ft_decoder_init(&d, &ft_ops_cpu, &m, NULL, B, T, &err) == 0);
+	test_cond("decoder init", ft_decoder_init(&d, &ft_ops_cpu, &m, NULL, B, T, false, &err) == 0);
 
 	/* logits and loss */
 	float *logits = malloc((size_t)B * T * V * sizeof *logits);
@@ -258,7 +258,7 @@ static void run_case(const char *name)
 					     NULL);
 		}
 		struct ft_decoder dl;
-		test_cond("lora decoder", ft_decoder_init(&dl, &ft_ops_cpu, &m, &lo, B, T, &err) == 0);
+		test_cond("lora decoder", ft_decoder_init(&dl, &ft_ops_cpu, &m, &lo, B, T, false, &err) == 0);
 		float *lg = calloc(lo.nfloats, sizeof *lg);
 		struct ft_lora_weights lgw;
 		test_cond("point lora grads", ft_lora_point(&lo, lg, sizeof(float), &lgw) == 0);

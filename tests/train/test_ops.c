@@ -447,7 +447,7 @@ static void test_decoder(void)
 	dbatch = (struct ft_batch){ B, T, tokens, mask, offs, starts };
 
 	/* determinism across thread counts */
-	test_cond("decoder init", ft_decoder_init(&dd, ops, &dm, &dlo, B, T, &err) == 0);
+	test_cond("decoder init", ft_decoder_init(&dd, ops, &dm, &dlo, B, T, false, &err) == 0);
 	float *g1 = zeros(dm.nfloats), *g2 = zeros(dm.nfloats);
 	float *l1 = zeros(dlo.nfloats), *l2 = zeros(dlo.nfloats);
 	double s1, s2;
@@ -461,6 +461,25 @@ static void test_decoder(void)
 	test_cond("same loss with 1 and 3 threads", s1 == s2);
 	test_cond("same gradients with 1 and 3 threads",
 		  memcmp(g1, g2, dm.nfloats * 4) == 0 && memcmp(l1, l2, dlo.nfloats * 4) == 0);
+
+	/* activation recomputation: the same operations again, so the same loss
+	 * and gradients bit for bit (dropout masks included), and the forward
+	 * alone the same */
+	struct ft_decoder dr;
+	test_cond("decoder init (recompute)",
+		  ft_decoder_init(&dr, ops, &dm, &dlo, B, T, true, &err) == 0);
+	float *g3 = zeros(dm.nfloats), *l3 = zeros(dlo.nfloats);
+	double s3, f2, f3;
+	dr.dropout_step = 0;
+	fwd_bwd(&dr, &dbatch, 0.1f, g3, l3, &s3, NULL, &err);
+	test_cond("recompute: the same loss", s3 == s2);
+	test_cond("recompute: the same gradients",
+		  memcmp(g3, g2, dm.nfloats * 4) == 0 && memcmp(l3, l2, dlo.nfloats * 4) == 0);
+	test_cond("recompute: the same forward pass",
+		  ft_decoder_forward(&dd, &dbatch, NULL, &f2, NULL, &err) == 0 &&
+			  ft_decoder_forward(&dr, &dbatch, NULL, &f3, NULL, &err) == 0 && f2 == f3);
+	ft_decoder_release(&dr);
+	free(g3); free(l3);
 	/* trained labels: row 0 docs [0,3) [3,7), row 1 one doc; mask[t+1] */
 	long want = 0;
 	for (int r = 0; r < B; r++)
@@ -498,7 +517,7 @@ static void test_decoder(void)
 	ft_decoder_release(&dd);
 
 	/* base model gradients, no adapters, a sample of every weight */
-	test_cond("decoder init (no lora)", ft_decoder_init(&dd, ops, &dm, NULL, B, T, &err) == 0);
+	test_cond("decoder init (no lora)", ft_decoder_init(&dd, ops, &dm, NULL, B, T, false, &err) == 0);
 	dgrads = zeros(dm.nfloats);
 	fwd_bwd(&dd, &dbatch, 1.0f, dgrads, NULL, NULL, NULL, &err);
 	float an2[SAMPLE];
@@ -524,7 +543,7 @@ static void test_decoder(void)
 	/* batch checks */
 	static const int32_t bad_starts[] = { 0, 5, 3 }, bad_offs[] = { 0, 3, 3 };
 	struct ft_batch bb = { B, T, tokens, mask, bad_offs, bad_starts };
-	ft_decoder_init(&dd, ops, &dm, NULL, B, T, &err);
+	ft_decoder_init(&dd, ops, &dm, NULL, B, T, false, &err);
 	test_cond("decreasing document starts refused",
 		  ft_decoder_forward(&dd, &bb, NULL, NULL, NULL, &err) == FT_E_DATA);
 	tokens[3] = 24;

@@ -1128,7 +1128,7 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	if (u->world > 1)
 		check_same_run(u);
 	if (ft_decoder_init(&u->dec, u->ops, &u->model, u->use_lora ? &u->lora : NULL,
-			    r->micro_batch, (int)T, &err))
+			    r->micro_batch, (int)T, r->recompute, &err))
 		die_err(&err);
 	if (u->gpu) {
 		u->dec.xw = &u->xw;
