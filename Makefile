@@ -31,7 +31,7 @@ TEST_TOOLS    := $(TEST_TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-cuda sanitize demo install clean bench check-tests
+.PHONY: all deps test test-cuda sanitize demo install clean bench bench-gpu check-tests
 .DEFAULT_GOAL := all
 
 all: $(DEPS_STAMP) $(TOOL_BINS)
@@ -185,6 +185,10 @@ bench: all
 	@bench/tokenize/run
 	@bench/augment/run
 	@bench/train/run   # needs PYTHON with torch, transformers, peft (see the script)
+
+# ft-train on a GPU against transformers + peft on the same GPU (bench/gpu/run)
+bench-gpu: all
+	@bench/gpu/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ft/templates \

@@ -25,8 +25,8 @@ What it computes, step by step, and why that is the same work as
   can be checked against the count ft-train prints.
 - Rows: step s (0-based) takes rows s*B .. s*B+B-1 of SHARD, in order
   (ft-train with --shuffle false and grad_accum 1 does the same), read with
-  read_shard() from docs/shard-format.md (executed from the doc, as
-  tests/hf/check_export.py does).
+  read_shard() from docs/shard-format.md (executed from the doc by
+  bench/lib/ftsteps.py, as tests/hf/check_export.py does).
 - Length: the batch is cut to T = the largest end of a row's last document
   in the batch, as ft-train's batch builder does (trainer/data.c). The
   positions computed per step, B x T, are the "tokens" ft-train writes to
@@ -60,86 +60,43 @@ before the first step (ru_maxrss) is reported here for context.
 Output: a line per step on stderr, and with --json a summary: tok_s, step
 seconds, losses of the first and last steps, trainable parameters,
 rss_load_mb.
+
+The shard reading, batch building (segments, positions, labels, the mask),
+the schedule, the LoRA setup and the update are in bench/lib/ftsteps.py,
+which bench/gpu/hf_train.py uses too.
 """
 import argparse
 import json
-import math
 import os
-import re
 import resource
 import sys
 import time
 
-
-def load_read_shard():
-    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
-                       "shard-format.md")
-    code = re.search(r"```python\n(.*?)```", open(doc, encoding="utf-8").read(), re.S).group(1)
-    ns = {}
-    exec(code.split("\ns = read_shard(")[0], ns)
-    return ns["read_shard"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+import ftsteps  # noqa: E402
 
 
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
 
 
-def make_batch(shard, rows, np, torch):
-    """Tokens, position ids, 4D mask and labels of the given rows, cut to
-    the largest end of a row's last document."""
-    ends = []
-    for r in rows:
-        a, b = int(shard["rows"][r]), int(shard["rows"][r + 1])
-        ends.append(int(shard["docs"][b - 1]["start"]) + int(shard["docs"][b - 1]["len"])
-                    if b > a else 0)
-    T = max(1, max(ends))
-    B = len(rows)
-    ids = np.zeros((B, T), dtype=np.int64)
-    pos = np.zeros((B, T), dtype=np.int64)
-    seg = np.zeros((B, T), dtype=np.int64)
-    labels = np.full((B, T), -100, dtype=np.int64)
-    for i, r in enumerate(rows):
-        a, b = int(shard["rows"][r]), int(shard["rows"][r + 1])
-        starts = []
-        at = 0
-        for d in shard["docs"][a:b]:
-            s, n = int(d["start"]), int(d["len"])
-            if s > at:
-                starts.append(at)          # padding before it
-            starts.append(s)
-            at = s + n
-        if at < T or not starts:
-            starts.append(at)              # padding after them
-        ids[i] = shard["tokens"][r, :T]
-        keep = shard["mask"][r, :T].astype(bool)
-        bounds = starts + [T]
-        for k in range(len(starts)):
-            s, e = bounds[k], bounds[k + 1]
-            if e <= s:
-                continue
-            pos[i, s:e] = np.arange(e - s)
-            seg[i, s:e] = k
-            keep[s] = False                # a segment's first token is never a target
-        labels[i, keep] = ids[i, keep]
-    seg_t = torch.from_numpy(seg)
-    same = seg_t[:, :, None] == seg_t[:, None, :]
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-    allowed = same & causal
-    mask = torch.zeros(B, 1, T, T, dtype=torch.float32)
-    mask.masked_fill_(~allowed[:, None], torch.finfo(torch.float32).min)
-    trained = int((labels != -100).sum())
+def make_batch(shard, rows, torch):
+    """Tokens, position ids, 4D additive mask and labels of the given rows,
+    cut to the largest end of a row's last document; the trained-label count
+    and B*T."""
+    ids, pos, seg, labels, trained, ntok, _ = ftsteps.make_batch(shard, rows)
+    T = ids.shape[1]
+    allowed = ftsteps.block_causal(torch.from_numpy(seg),
+                                   torch.ones(T, T, dtype=torch.bool).tril())
+    mask = ftsteps.additive_mask(allowed[:, None], torch.float32)
     return (torch.from_numpy(ids), torch.from_numpy(pos), mask, torch.from_numpy(labels),
-            trained, B * T)
+            trained, ntok)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--train", required=True)
-    ap.add_argument("--method", choices=("lora", "full"), required=True)
-    ap.add_argument("--micro-batch", type=int, default=1)
-    ap.add_argument("--steps", type=int, required=True)
-    ap.add_argument("--warmup", type=int, default=2, help="steps left out of tok_s")
+    ftsteps.add_run_args(ap, micro_batch=1, warmup=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa")
@@ -148,36 +105,27 @@ def main():
     if a.steps <= a.warmup:
         ap.error("--steps must exceed --warmup")
 
-    import numpy as np
     import torch
     import torch.nn.functional as F
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
-    read_shard = load_read_shard()
-    shard = read_shard(a.train)
-    n_rows = len(shard["rows"]) - 1
-    if a.steps * a.micro_batch > n_rows:
-        sys.exit(f"torch_train: {a.steps} steps of {a.micro_batch} rows need more than "
-                 f"the shard's {n_rows} rows")
+    shard = ftsteps.load_read_shard()(a.train)
+    short = ftsteps.too_few_rows(shard, a.steps, a.micro_batch)
+    if short:
+        sys.exit(f"torch_train: {short}")
 
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32,
                                                  attn_implementation=a.attn)
     model.config.use_cache = False
     if a.method == "lora":
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(
-            r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
-            target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                            "gate_proj", "up_proj", "down_proj"]))
+        model = ftsteps.add_lora(model, 8, 16)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    trainable = sum(p.numel() for p in params)
-    total = sum(p.numel() for p in model.parameters())
+    params, trainable, total = ftsteps.trainable_params(model)
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * s / a.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(   # ft-train's factor: its lr at lr 1
+        opt, lambda s: ftsteps.ft_lr_at(s, 1.0, 0, a.steps, "cosine"))
     rss_load = rss_mb()
     print(f"torch_train: {a.method}, attn {a.attn}, {a.threads} threads, trainable {trainable} "
           f"of {total} parameters; RSS after load {rss_load:.0f} MB", file=sys.stderr)
@@ -185,19 +133,14 @@ def main():
     times, tokens, losses = [], [], []
     for s in range(a.steps):
         t0 = time.perf_counter()
-        rows = list(range(s * a.micro_batch, (s + 1) * a.micro_batch))
-        ids, pos, mask, labels, trained, ntok = make_batch(shard, rows, np, torch)
+        ids, pos, mask, labels, trained, ntok = make_batch(
+            shard, ftsteps.step_rows(s, a.micro_batch), torch)
         logits = model(input_ids=ids, position_ids=pos, attention_mask=mask,
                        use_cache=False).logits
         loss_sum = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                    labels[:, 1:].reshape(-1), ignore_index=-100,
                                    reduction="sum")
-        loss = loss_sum / max(trained, 1)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        loss, gnorm = ftsteps.update(loss_sum, trained, params, opt, sched)
         dt = time.perf_counter() - t0
         del logits, loss_sum
         times.append(dt)
