@@ -58,6 +58,22 @@ def metrics(run_dir, drop=("tok_s", "elapsed_s")):
     return rows
 
 
+def run(*args, ok=True, **kw):
+    """Run a command (arguments made strings), its output captured as text;
+    with ok, a failure prints the end of its stderr and stops the checker.
+    kw goes to subprocess.run."""
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+    if ok and p.returncode != 0:
+        print(p.stderr[-3000:])
+        raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
+    return p
+
+
+def steps(rows):
+    """the step lines of ft-train's metrics (not the evaluations)"""
+    return [r for r in rows if "loss" in r]
+
+
 def hotel_setup(bin_dir, shared, dialogs, ntrain, seq_len, hidden=64, intermediate=128):
     """In the current directory: the first `dialogs` hotel dialogs rendered
     through the recipe's template, train.bin (the first ntrain samples) and
@@ -65,12 +81,6 @@ def hotel_setup(bin_dir, shared, dialogs, ntrain, seq_len, hidden=64, intermedia
     small random Llama with that tokenizer (ft-train init, seed 5). Returns
     the tokenizer's path."""
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-    def run(*args):
-        p = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-        if p.returncode != 0:
-            print(p.stderr[-3000:])
-            raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
 
     spm = os.path.join(shared, "tokenizers", "chinese-20k.model")
     with gzip.open(os.path.join(shared, "data", "hotel", "dialogs.jsonl.gz"), "rt") as f:

@@ -297,13 +297,11 @@ static __global__ void __launch_bounds__(NT)
 		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;   /* padding rows see nothing */
 
 	float acc[RR][2 * CP], m[RR], l[RR];
+	ft_zero(acc);
 #pragma unroll
 	for (int r = 0; r < RR; r++) {
 		m[r] = -INFINITY;
 		l[r] = 0.0f;
-#pragma unroll
-		for (int c = 0; c < 2 * CP; c++)
-			acc[r][c] = 0.0f;
 	}
 
 	const int kfirst = ds[q0], klast = q0 + nq - 1;
@@ -315,11 +313,7 @@ static __global__ void __launch_bounds__(NT)
 		__syncthreads();
 
 		float s[RR][SC];
-#pragma unroll
-		for (int r = 0; r < RR; r++)
-#pragma unroll
-			for (int c = 0; c < SC; c++)
-				s[r][c] = 0.0f;
+		ft_zero(s);
 		tile_dots<RR, SC, TY, LS>(s, Qs, Ks, ty, tx, D / 2);
 
 #pragma unroll
@@ -401,8 +395,24 @@ static __global__ void __launch_bounds__(DT_THREADS)
 	}
 }
 
-/* Query rows of one (b, h, query tile) into shared memory: Q, dO, lse in
- * base-2 units, Dt and doc starts (INT_MAX on padding rows: masked out). */
+/* The statistics of the query rows of one (b, h, query tile), by NT
+ * threads: lse in base-2 units, Dt and doc starts (INT_MAX on padding rows:
+ * masked out). */
+template <int NT>
+static __device__ void load_query_stats(float *lq, float *dtq, int *dsq, int BQ, const float *lse,
+					const float *Dt, const int32_t *ds, int b, int h, int q0,
+					int nq, const struct attn_shape &sh)
+{
+	const size_t so = ((size_t)b * sh.H + h) * sh.T + q0;   /* [B][H][T] */
+	for (int i = threadIdx.x; i < BQ; i += NT) {
+		lq[i] = i < nq ? lse[so + i] * LOG2E : 0.0f;
+		dtq[i] = i < nq ? Dt[so + i] : 0.0f;
+		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
+	}
+}
+
+/* Query rows of one (b, h, query tile) into shared memory: Q, dO and their
+ * statistics. */
 template <int DB, int BQ, int NT>
 static __device__ void load_queries(bf162 *Qs, bf162 *Gs, float *lq, float *dtq, int *dsq,
 				    const bf16 *q, const bf16 *dout, const float *lse,
@@ -411,14 +421,9 @@ static __device__ void load_queries(bf162 *Qs, bf162 *Gs, float *lq, float *dtq,
 {
 	const size_t ldq = (size_t)sh.H * sh.D;
 	const size_t qo = ((size_t)b * sh.T + q0) * ldq + (size_t)h * sh.D;
-	const size_t so = ((size_t)b * sh.H + h) * sh.T + q0;   /* [B][H][T] */
 	load_rows<DB, NT>(Qs, BQ, q + qo, ldq, nq, sh.D);
 	load_rows<DB, NT>(Gs, BQ, dout + qo, ldq, nq, sh.D);
-	for (int i = threadIdx.x; i < BQ; i += NT) {
-		lq[i] = i < nq ? lse[so + i] * LOG2E : 0.0f;
-		dtq[i] = i < nq ? Dt[so + i] : 0.0f;
-		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
-	}
+	load_query_stats<NT>(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
 }
 
 /* Kernel 2: dK, dV of key tile kt of kv head kvh in row b (early, heavy
@@ -454,11 +459,8 @@ static __global__ void __launch_bounds__(NT)
 	load_rows<DB, NT>(Vs, BK, v + ko, ldk, nk, D);
 
 	float dK[RR][2 * CP], dV[RR][2 * CP];
-#pragma unroll
-	for (int r = 0; r < RR; r++)
-#pragma unroll
-		for (int c = 0; c < 2 * CP; c++)
-			dK[r][c] = dV[r][c] = 0.0f;
+	ft_zero(dK);
+	ft_zero(dV);
 
 	for (int g = 0; g < group; g++) {
 		const int h = kvh * group + g;
@@ -472,11 +474,8 @@ static __global__ void __launch_bounds__(NT)
 			__syncthreads();
 
 			float s[RR][SC], dp[RR][SC];
-#pragma unroll
-			for (int r = 0; r < RR; r++)
-#pragma unroll
-				for (int c = 0; c < SC; c++)
-					s[r][c] = dp[r][c] = 0.0f;
+			ft_zero(s);
+			ft_zero(dp);
 			tile_dots2<RR, SC, TY, LS>(s, Ks, Qs, dp, Vs, Gs, ty, tx, D / 2);
 
 #pragma unroll
@@ -557,11 +556,7 @@ static __global__ void __launch_bounds__(NT)
 	load_queries<DB, BQ, NT>(Qs, Gs, lq, dtq, dsq, q, dout, lse, Dt, ds, b, h, q0, nq, sh);
 
 	float acc[RR][2 * CP];
-#pragma unroll
-	for (int r = 0; r < RR; r++)
-#pragma unroll
-		for (int c = 0; c < 2 * CP; c++)
-			acc[r][c] = 0.0f;
+	ft_zero(acc);
 
 	const int kfirst = ds[q0], klast = q0 + nq - 1;
 	for (int kt = kfirst / BK; kt <= klast / BK; kt++) {
@@ -572,11 +567,8 @@ static __global__ void __launch_bounds__(NT)
 		__syncthreads();
 
 		float s[RR][SC], dp[RR][SC];
-#pragma unroll
-		for (int r = 0; r < RR; r++)
-#pragma unroll
-			for (int c = 0; c < SC; c++)
-				s[r][c] = dp[r][c] = 0.0f;
+		ft_zero(s);
+		ft_zero(dp);
 		tile_dots2<RR, SC, TY, LS>(s, Qs, Ks, dp, Gs, Vs, ty, tx, D / 2);
 
 #pragma unroll
@@ -758,13 +750,6 @@ static __device__ __forceinline__ void mma_tile_p(float (&acc)[NN][4], const flo
 	}
 }
 
-template <int N> static __device__ __forceinline__ void zero(float (&x)[N][4])
-{
-#pragma unroll
-	for (int n = 0; n < N; n++)
-		x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
-}
-
 static __device__ __forceinline__ float quad_max(float x)
 {
 	x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -835,7 +820,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
 
 	float o[NO][4], m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
-	zero(o);
+	ft_zero(o);
 	const int kfirst = ds[q0], klast = q0 + nq - 1;
 	for (int kt = kfirst / BK; kt <= klast / BK; kt++) {
 		const int k0 = kt * BK, nk = min(BK, T - k0);
@@ -845,7 +830,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 		__syncthreads();
 
 		float s[NS][4];
-		zero(s);
+		ft_zero(s);
 		mma_tile<NS, DB / 16, SQ, SQ>(s, Qs, w16, Ks);
 
 #pragma unroll
@@ -905,20 +890,6 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 	}
 }
 
-/* Query rows of one (b, h, query tile) for the backward kernels: lse in
- * base-2 units, Dt and doc starts (INT_MAX on padding rows). */
-static __device__ void mma_query_stats(float *lq, float *dtq, int *dsq, int BQ, const float *lse,
-				       const float *Dt, const int32_t *ds, int b, int h, int q0,
-				       int nq, const struct attn_shape &sh)
-{
-	const size_t so = ((size_t)b * sh.H + h) * sh.T + q0;   /* [B][H][T] */
-	for (int i = threadIdx.x; i < BQ; i += MMA_THREADS) {
-		lq[i] = i < nq ? lse[so + i] * LOG2E : 0.0f;
-		dtq[i] = i < nq ? Dt[so + i] : 0.0f;
-		dsq[i] = i < nq ? ds[q0 + i] : INT_MAX;
-	}
-}
-
 /* shared words of dK/dV: K, V rows [BK]; Q, dO rows [BQ]; Q, dO transposed
  * [DB][BQ/2]; lse, Dt, doc starts [BQ] */
 static constexpr size_t mma_dkv_smem(int DB, int BK, int BQ)
@@ -959,8 +930,8 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 	mma_load_rows<DB, SR>(Vs, BK, v + ko, ldk, nk, D);
 
 	float dK[NO][4], dV[NO][4];
-	zero(dK);
-	zero(dV);
+	ft_zero(dK);
+	ft_zero(dV);
 	for (int gi = 0; gi < group; gi++) {
 		const int h = kvh * group + gi;
 		for (int qt = k0 / BQ; qt < nqt && ds[qt * BQ] <= klast; qt++) {
@@ -971,12 +942,12 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 			mma_load_rows<DB, SR>(Gs, BQ, dout + qo, ldq, nq, D);
 			mma_load_cols<DB, ST>(Qt, BQ, q + qo, ldq, nq, D);
 			mma_load_cols<DB, ST>(Gt, BQ, dout + qo, ldq, nq, D);
-			mma_query_stats(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
+			load_query_stats<MMA_THREADS>(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
 			__syncthreads();
 
 			float s[NS][4], dp[NS][4];
-			zero(s);
-			zero(dp);
+			ft_zero(s);
+			ft_zero(dp);
 			mma_tile<NS, DB / 16, SR, SR>(s, Ks, w16, Qs);    /* S^T = K Q^T */
 			mma_tile<NS, DB / 16, SR, SR>(dp, Vs, w16, Gs);   /* dP^T = V dO^T */
 #pragma unroll
@@ -1042,10 +1013,10 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 
 	mma_load_rows<DB, SR>(Qs, BQ, q + qo, ldq, nq, D);
 	mma_load_rows<DB, SR>(Gs, BQ, dout + qo, ldq, nq, D);
-	mma_query_stats(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
+	load_query_stats<MMA_THREADS>(lq, dtq, dsq, BQ, lse, Dt, ds, b, h, q0, nq, sh);
 
 	float acc[NO][4];
-	zero(acc);
+	ft_zero(acc);
 	const int kfirst = ds[q0], klast = q0 + nq - 1;
 	for (int kt = kfirst / BK; kt <= klast / BK; kt++) {
 		const int k0 = kt * BK, nk = min(BK, T - k0);
@@ -1056,8 +1027,8 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 		__syncthreads();
 
 		float s[NS][4], dp[NS][4];
-		zero(s);
-		zero(dp);
+		ft_zero(s);
+		ft_zero(dp);
 		mma_tile<NS, DB / 16, SR, SR>(s, Qs, w16, Ks);    /* S = Q K^T */
 		mma_tile<NS, DB / 16, SR, SR>(dp, Gs, w16, Vs);   /* dP = dO V^T */
 #pragma unroll

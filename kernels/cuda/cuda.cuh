@@ -35,6 +35,17 @@ extern int ft_cuda_sm_count;   /* multiprocessors of the open device */
  * waits for the stream); valid until the next call. One op at a time. */
 void *ft_cuda_scratch(size_t bytes);
 
+/* A register tile of accumulators set to 0 (loops unrolled: the tile stays
+ * in registers). */
+template <int R, int C> static __device__ __forceinline__ void ft_zero(float (&x)[R][C])
+{
+#pragma unroll
+	for (int r = 0; r < R; r++)
+#pragma unroll
+		for (int c = 0; c < C; c++)
+			x[r][c] = 0.0f;
+}
+
 static inline unsigned ft_cuda_blocks(size_t n, unsigned threads)
 {
 	size_t b = (n + threads - 1) / threads;

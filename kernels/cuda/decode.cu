@@ -115,11 +115,7 @@ matmul_rows_kernel(float *out, const bf16 *inp, const bf16 *weight, const bf16 *
 		int rows = min(MM_ROWS, N - r0);
 		const bf16 *x = inp + (size_t)r0 * IC;
 		float acc[MM_ROWS][OPW];
-#pragma unroll
-		for (int r = 0; r < MM_ROWS; r++)
-#pragma unroll
-			for (int j = 0; j < OPW; j++)
-				acc[r][j] = 0.0f;
+		ft_zero(acc);
 		for (int v = lane; v < nvec; v += 32) {
 			float wf[OPW][8];
 #pragma unroll

@@ -26,15 +26,7 @@ HF = os.path.join(ROOT, "tests", "data", "hf")
 GEN = os.path.join(BIN, "ft-generate")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, summary  # noqa: E402  (tests/checks.py)
-
-
-def run(*args, ok=True, **kw):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
-    if ok and p.returncode != 0:
-        print(p.stderr[-3000:])
-        raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
-    return p
+from checks import check, run, summary  # noqa: E402  (tests/checks.py)
 
 
 def lines(text):

@@ -30,19 +30,7 @@ import numpy as np
 BIN, SHARED, WORK = sys.argv[1:4]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.dont_write_bytecode = True
-from checks import check, hotel_setup, metrics, st_read, summary  # noqa: E402  (tests/checks.py)
-
-
-def run(*args, ok=True, **kw):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
-    if ok and p.returncode != 0:
-        print(p.stderr[-3000:])
-        raise SystemExit(f"FAIL command failed: {' '.join(map(str, args))}")
-    return p
-
-
-def steps(rows):
-    return [r for r in rows if "loss" in r]
+from checks import check, hotel_setup, metrics, run, st_read, steps, summary  # noqa: E402  (tests/checks.py)
 
 
 def rel(a, b):
