@@ -30,6 +30,9 @@ extern int ft_cuda_sm_count;   /* multiprocessors of the open device */
 			ft_cuda_fail(#call, __FILE__, __LINE__, cudaGetErrorString(e_));  \
 	} while (0)
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+/* For the release at exit, where exiting again is not allowed: print
+ * "ft: cuda: at exit: WHAT: MSG" when e is an error, and go on. */
+void ft_cuda_warn(cudaError_t e, const char *what);
 
 /* Device scratch of at least bytes, kept and grown between calls (growing
  * waits for the stream); valid until the next call. One op at a time. */
@@ -52,7 +55,7 @@ static inline unsigned ft_cuda_blocks(size_t n, unsigned threads)
 	return (unsigned)(b > 65535u * 16u ? 65535u * 16u : b);   /* grid-stride beyond */
 }
 
-/* matmul.cu (cuBLASLt) */
+/* matmul.cu (cuBLASLt); release reports failures with ft_cuda_warn */
 void ft_cuda_matmul_init(void);
 void ft_cuda_matmul_release(void);
 void ft_cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias,

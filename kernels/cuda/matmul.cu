@@ -66,10 +66,10 @@ void ft_cuda_matmul_init(void)
 void ft_cuda_matmul_release(void)
 {
 	if (workspace)
-		CUDA_CHECK(cudaFree(workspace));
+		ft_cuda_warn(cudaFree(workspace), "cudaFree(workspace)");
 	workspace = NULL;
-	if (lt)
-		LT_CHECK(cublasLtDestroy(lt));
+	if (lt && cublasLtDestroy(lt) != CUBLAS_STATUS_SUCCESS)
+		ft_cuda_warn(cudaErrorUnknown, "cublasLtDestroy");
 	lt = NULL;
 }
 
