@@ -91,13 +91,13 @@ NVCC_FLAGS  = -std=c++17 -O3 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,
 	-Xcompiler -Wno-unused-parameter
 ifeq ($(CUDA),1)
 CUDA_OBJ    := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/cuda/*.cu))
-CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -ldl -lstdc++
 else
 TRAIN_SRC   += kernels/nocuda.c
 CUDA_OBJ    :=
 CUDA_LIBS   :=
 endif
-$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda.cuh kernels/cuda/mma.cuh \
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda.cuh kernels/cuda/mma.cuh kernels/comm.h \
 		kernels/ops.h lib/ft.h Makefile | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -D_GNU_SOURCE -Ilib -Ikernels -Ikernels/cuda -c $< -o $@
