@@ -8,7 +8,12 @@
   - the exports exist with the same tensors and shapes, and the trained
     weights are close to the CPU's;
   - resume on the GPU replays the interrupted run bit for bit (the kernels
-    are deterministic), from a checkpoint and after SIGINT.
+    are deterministic), from a checkpoint and after SIGINT;
+  - the NCCL path: a one-rank job started from RANK/WORLD_SIZE gives the
+    plain GPU run's bits (LoRA, full with and without ZeRO-1, ZeRO-1
+    resume); two ranks on one GPU and a rank without its rank 0 end with
+    errors, not hangs. Skipped (and said so) where libnccl.so.2 cannot be
+    loaded; FT_REQUIRE_NCCL=1 turns that into a failure.
 
 Without a CUDA device it prints that it was skipped; FT_REQUIRE_CUDA=1
 turns that into a failure.
@@ -19,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -118,6 +124,87 @@ for method, ref in (("lora", "lora_gpu"), ("full", "full_gpu")):
     B, _ = st_read(f"{ref}/{name}")
     check(f"{method}: the resumed run's export equals the uninterrupted one's",
           sorted(A) == sorted(B) and all(np.array_equal(A[k], B[k]) for k in A))
+
+# ---- the NCCL path on one GPU: a job of one rank, started torchrun-style ----
+# Every collective then goes through NCCL (all-reduce, broadcast, and for
+# full fine-tuning ZeRO-1's all-gather and checkpoint gather), and with one
+# rank each is the identity: the same bits as the plain GPU run.
+def nccl_train(out, *extra, ok=True, ranks=None, timeout=None):
+    env = dict(os.environ, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", FT_DIST_TIMEOUT="60")
+    env.update(ranks or {})
+    return run(FT_TRAIN, "train", *COMMON, "--device", "cuda", "-o", out, *extra, ok=ok, env=env,
+               timeout=timeout)
+
+
+probe = nccl_train("nccl_probe", "--max-steps", "1", ok=False)
+if probe.returncode != 0 and "cannot load libnccl" in probe.stderr:
+    reason = probe.stderr.strip().splitlines()[-1]
+    print(f"NCCL tests skipped: {reason}")
+    if os.environ.get("FT_REQUIRE_NCCL") == "1":
+        check("NCCL (FT_REQUIRE_NCCL=1)", False, reason)
+else:
+    check("NCCL: a job of one CUDA rank runs, its ranks over NCCL",
+          probe.returncode == 0 and "ranks over NCCL" in probe.stderr, probe.stderr[-2000:])
+    nccl_train("lora_nccl", "--lora-dropout", "0.1")
+    nccl_train("full_nccl", *FULL)                      # ZeRO-1 (the default)
+    nccl_train("full_nccl_z0", *FULL, "--zero-stage", "0")
+    for out, ref, name in (("lora_nccl", "lora_gpu", "adapter/adapter_model.safetensors"),
+                           ("full_nccl", "full_gpu", "model/model.safetensors"),
+                           ("full_nccl_z0", "full_gpu", "model/model.safetensors")):
+        got = [(r["loss"], r["grad_norm"]) for r in steps(metrics(out))]
+        want = [(r["loss"], r["grad_norm"]) for r in steps(metrics(ref))]
+        check(f"NCCL {out}: losses and gradient norms equal the plain GPU run's", got == want,
+              (got[:3], want[:3]))
+        check(f"NCCL {out}: evaluation losses equal too",
+              [r["eval_loss"] for r in evals(metrics(out))] ==
+              [r["eval_loss"] for r in evals(metrics(ref))])
+        A, _ = st_read(f"{out}/{name}")
+        B, _ = st_read(f"{ref}/{name}")
+        check(f"NCCL {out}: the export equals the plain GPU run's",
+              sorted(A) == sorted(B) and all(np.array_equal(A[k], B[k]) for k in A))
+        opt = "checkpoints/step-00000024/optimizer.safetensors"
+        A, _ = st_read(f"{out}/{opt}")
+        B, _ = st_read(f"{ref}/{opt}")
+        check(f"NCCL {out}: the checkpoint's AdamW moments equal the plain run's",
+              sorted(A) == sorted(B) and all(np.array_equal(A[k], B[k]) for k in A))
+    # ZeRO-1 resume on the GPU: each rank reads its part of the moments back
+    shutil.copytree("full_nccl", "full_nccl_resume")
+    for s in os.listdir("full_nccl_resume/checkpoints"):
+        if s > "step-00000012":
+            shutil.rmtree(f"full_nccl_resume/checkpoints/{s}")
+    nccl_train("full_nccl_resume", *FULL, "--resume")
+    check("NCCL: ZeRO-1 resumed at step 12, steps 13-24 identical",
+          [r["loss"] for r in steps(metrics("full_nccl_resume"))] ==
+          [r["loss"] for r in steps(metrics("full_gpu"))])
+    # two ranks on one GPU: NCCL refuses; both ranks end with an error, no hang
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = []
+    for r in range(2):
+        env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, FT_DIST_TIMEOUT="60")
+        procs.append(subprocess.Popen([FT_TRAIN, "train", *COMMON, "--device", "cuda", "-o",
+                                       f"dup{r}", "--max-steps", "2"], env=env,
+                                      stderr=subprocess.PIPE, text=True))
+    t0 = time.time()
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=150)[1])
+        except subprocess.TimeoutExpired:
+            p.kill()
+            outs.append("(hung: killed)")
+    check(f"NCCL: two ranks on one GPU both end with an NCCL error in {time.time() - t0:.0f} s",
+          all(p.returncode == 1 for p in procs) and all("nccl" in o for o in outs),
+          [o[-600:] for o in outs])
+    # a rank whose rank 0 never comes: the rendezvous times out with a clear error
+    env = dict(os.environ, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=port, FT_DIST_TIMEOUT="3")
+    p = run(FT_TRAIN, "train", *COMMON, "--device", "cuda", "-o", "lonely", ok=False, env=env,
+            timeout=120)
+    check("NCCL: without rank 0, rank 1 stops after FT_DIST_TIMEOUT with an error",
+          p.returncode == 1 and "timed out" in p.stderr, p.stderr[-600:])
 
 # ---- ft-generate --device cuda: the CPU's completions, independent of the batch
 FT_GENERATE = os.path.join(BIN, "ft-generate")

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "comm.h"
 #include "cli.h"
 #include "data.h"
 #include "decoder.h"
@@ -87,6 +88,7 @@ struct run {
 	 * checkpoint and export (to_host) */
 	const struct ft_ops *ops;
 	bool gpu;
+	int device;                   /* the CUDA device this rank uses */
 	float *master;
 	void *xblock, *xlblock;
 	struct ft_weights xw;
@@ -339,8 +341,10 @@ static void to_device(struct run *u)
 		ops->to_x(u->xblock, u->master, nm);
 	}
 	size_t n = u->use_lora ? u->lora.nfloats : nm;
-	ops->upload(u->mom, u->hmom, n * sizeof(float));
-	ops->upload(u->var, u->hvar, n * sizeof(float));
+	if (!u->zero) {   /* ZeRO-1's parts went up when they were read */
+		ops->upload(u->mom, u->hmom, n * sizeof(float));
+		ops->upload(u->var, u->hvar, n * sizeof(float));
+	}
 }
 
 /* The GPU's trained weights and moments to the host blocks. */
@@ -351,8 +355,10 @@ static void to_host(struct run *u)
 	size_t n = u->use_lora ? u->lora.nfloats : u->model.nfloats;
 	u->ops->download(u->use_lora ? u->lora.weights : u->model.weights, u->master,
 			 n * sizeof(float));
-	u->ops->download(u->hmom, u->mom, n * sizeof(float));
-	u->ops->download(u->hvar, u->var, n * sizeof(float));
+	if (!u->zero) {   /* ZeRO-1's parts are gathered where they are written */
+		u->ops->download(u->hmom, u->mom, n * sizeof(float));
+		u->ops->download(u->hvar, u->var, n * sizeof(float));
+	}
 }
 
 static int cmp_span(const void *a, const void *b)
@@ -404,6 +410,11 @@ static void setup_zero(struct run *u)
 	u->zlo = u->zdispls[u->rank];
 	u->zhi = u->zlo + u->zcounts[u->rank];
 	size_t n = u->zhi - u->zlo;
+	if (u->gpu) {
+		u->zm = backend_floats(u, n ? n : 1, "optimizer state");
+		u->zv = backend_floats(u, n ? n : 1, "optimizer state");
+		return;
+	}
 	u->zm = calloc(n ? n : 1, sizeof(float));
 	u->zv = calloc(n ? n : 1, sizeof(float));
 	if (!u->zm || !u->zv)
@@ -440,6 +451,8 @@ static void zero_step(struct run *u, double lr, double grad_norm)
 				  (float)lr, (float)a->beta1, (float)a->beta2, (float)a->eps,
 				  t->p->decay ? (float)a->weight_decay : 0.0f, (int)(u->step + 1), NULL);
 	}
+	/* then every rank's part to all: the fp32 masters, and from them (on a
+	 * GPU) the storage copies the forward pass reads */
 	size_t *counts = calloc((size_t)u->world, sizeof *counts);
 	size_t *displs = calloc((size_t)u->world, sizeof *displs);
 	if (!counts || !displs)
@@ -451,8 +464,11 @@ static void zero_step(struct run *u, double lr, double grad_norm)
 			counts[k] = some ? hi - lo : 0;
 			displs[k] = some ? lo - u->flat[i] : 0;
 		}
-		ft_dist_allgather_float(u->tr.t[i].w, counts, displs);
+		ft_dist_allgather_float_queued(u->tr.t[i].w, counts, displs);
+		if (u->tr.t[i].x)
+			u->dec.ops->to_x(u->tr.t[i].x, u->tr.t[i].w, u->tr.t[i].p->numel);
 	}
+	ft_dist_wait();
 	free(counts);
 	free(displs);
 }
@@ -714,8 +730,8 @@ static void load_optimizer(struct run *u, const char *dir)
 			if (ft_st_to_f32(st, u->zero ? whole : k ? t->v : t->m, t->p->numel, &err))
 				die_err(&err);
 			if (u->zero)
-				memcpy((k ? u->zv : u->zm) + (lo - u->zlo), whole + (lo - u->flat[i]),
-				       (hi - lo) * sizeof *whole);
+				u->dec.ops->upload((k ? u->zv : u->zm) + (lo - u->zlo),
+						   whole + (lo - u->flat[i]), (hi - lo) * sizeof *whole);
 		}
 	}
 	free(whole);
@@ -1032,7 +1048,7 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	struct run run = { .r = r, .best_step = -1, .best_val = INFINITY };
 	struct run *u = &run;
 	struct ft_err err = { 0 };
-	ft_dist_init();
+	ft_dist_init(r->device);
 	u->rank = ft_dist_rank();
 	u->world = ft_dist_size();
 	bool lead = u->rank == 0;   /* the rank that writes: metrics, checkpoints, exports */
@@ -1047,6 +1063,19 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 		omp_set_num_threads(r->threads);
 	/* OpenBLAS keeps its own pool: the same count, so threads = 1 means one */
 	openblas_set_num_threads(omp_get_max_threads());
+	u->ops = &ft_ops_cpu;
+	u->device = r->device;
+	if (r->device >= 0) {
+		/* a machine's ranks take the devices from r->device on, one each
+		 * (modulo the devices it sees: a launcher may show each rank one) */
+		int count = ft_cuda_device_count();
+		if (u->world > 1 && count > 0)
+			u->device = (r->device + ft_dist_local_rank()) % count;
+		if (!(u->ops = ft_ops_cuda_open(u->device, &err)))
+			die_err(&err);
+		u->gpu = true;
+		ft_dist_use_nccl();
+	}
 	path_join(u->ckdir, sizeof u->ckdir, r->output, "checkpoints");
 	char ckpt[4096] = "";
 	bool resuming = false;
@@ -1060,16 +1089,8 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	ft_dist_bcast(&resuming, sizeof resuming, 0);
 	ft_dist_bcast(ckpt, sizeof ckpt, 0);
 	u->use_lora = r->method == FT_METHOD_LORA;
-	u->zero = u->world > 1 && r->zero_stage == 1;
-	u->ops = &ft_ops_cpu;
-	if (r->device >= 0) {
-		if (u->world > 1)
-			ft_die(FT_EXIT_DATA, "data-parallel training on CUDA (NCCL) is not there yet: "
-			       "run one process, or device = \"cpu\" under mpirun");
-		if (!(u->ops = ft_ops_cuda_open(r->device, &err)))
-			die_err(&err);
-		u->gpu = true;
-	}
+	/* with NCCL even for one rank, so that a one-GPU job runs its code */
+	u->zero = (u->world > 1 || ft_dist_nccl()) && r->zero_stage == 1;
 
 	/* the model: the base, or for full fine-tuning the checkpoint's weights */
 	struct ft_buf cfg;
@@ -1199,9 +1220,11 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 			size_t nt = u->use_lora ? u->lora.nfloats : u->model.nfloats;
 			double wx = (double)(u->model.nfloats + (u->use_lora ? u->lora.nfloats : 0)) *
 				    (double)u->ops->xsize;
+			double moments = 8.0 * (double)(u->zero ? u->zhi - u->zlo : nt);
 			fprintf(stderr, "ft-train: cuda:%d: weights in bf16 %.1f MiB; fp32 master "
-				"weights, gradients and AdamW moments %.1f MiB\n", r->device,
-				wx / 1048576.0, 16.0 * (double)nt / 1048576.0);
+				"weights, gradients and AdamW moments %.1f MiB%s\n", u->device,
+				wx / 1048576.0, (8.0 * (double)nt + moments) / 1048576.0,
+				ft_dist_nccl() ? "; ranks over NCCL" : "");
 		}
 		if (u->world > 1)
 			fprintf(stderr, "ft-train: %d ranks, each %d x %d rows per step\n", u->world,
@@ -1334,8 +1357,13 @@ int ft_train_run(const struct ft_recipe *r, const char *resume)
 	free(u->flat);
 	free(u->zcounts);
 	free(u->zdispls);
-	free(u->zm);
-	free(u->zv);
+	if (u->gpu) {
+		u->ops->release(u->zm);
+		u->ops->release(u->zv);
+	} else {
+		free(u->zm);
+		free(u->zv);
+	}
 	free(u->config_text);
 	free(u->train_curve.x);
 	free(u->train_curve.y);
