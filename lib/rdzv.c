@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
@@ -731,6 +732,24 @@ out:
 	return rc;
 }
 
+/* Sleep before the next try while rank 0 is not there yet: *pause, at most
+ * to the deadline, then doubled up to RDZV_RETRY_MAX_S. 1 at the deadline
+ * (the caller says what it waited for), else FT_OK or an error. */
+static int pause_retry(double *pause, double deadline, char *why)
+{
+	int ms = ms_left(deadline);
+	if (ms == 0)
+		return 1;
+	int nap = (int)ceil(*pause * 1000);
+	if (ms > 0 && ms < nap)
+		nap = ms;
+	/* a sleep: EINTR only makes it shorter */
+	if (poll(NULL, 0, nap) < 0 && errno != EINTR)
+		return fail(why, FT_E_IO, "poll: %s", strerror(errno));
+	*pause = fmin(2 * *pause, RDZV_RETRY_MAX_S);
+	return FT_OK;
+}
+
 static int join(const char *host, int port, int rank, int world, void *blob, size_t len,
 		double timeout_s, double deadline, char *why)
 {
@@ -777,25 +796,19 @@ static int join(const char *host, int port, int rank, int world, void *blob, siz
 				    g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
 		}
 
-		int ms = ms_left(deadline);
-		if (ms == 0)
+		int rc = pause_retry(&pause, deadline, why);
+		if (rc == 1)
 			return fail(why, FT_E_IO, "timed out after %g s connecting to rank 0 "
 				    "(last try: %s)", timeout_s, last);
-		int nap = (int)ceil(pause * 1000);
-		if (ms > 0 && ms < nap)
-			nap = ms;
-		/* a sleep: EINTR only makes it shorter */
-		if (poll(NULL, 0, nap) < 0 && errno != EINTR)
-			return fail(why, FT_E_IO, "poll: %s", strerror(errno));
-		pause = fmin(2 * pause, RDZV_RETRY_MAX_S);
+		if (rc)
+			return rc;
 	}
 }
 
-int ft_rdzv_share(const char *host, int port, int rank, int world,
-		  void *blob, size_t len, double timeout_s, struct ft_err *err)
+/* The arguments both rendezvous take. */
+static int check_args(int rank, int world, const void *blob, size_t len, double timeout_s,
+		      struct ft_err *err)
 {
-	if (port < 1 || port > 65535)
-		return ft_err_set(err, FT_E_INVAL, "rendezvous: port %d is not in 1..65535", port);
 	if (world < 1 || world > FT_RDZV_MAX_WORLD)
 		return ft_err_set(err, FT_E_INVAL, "rendezvous: world size %d is not in 1..%d",
 				  world, FT_RDZV_MAX_WORLD);
@@ -805,13 +818,24 @@ int ft_rdzv_share(const char *host, int port, int rank, int world,
 	if (len > FT_RDZV_MAX_LEN)
 		return ft_err_set(err, FT_E_INVAL, "rendezvous: %zu bytes to share, at most %d",
 				  len, FT_RDZV_MAX_LEN);
-	if (!host || !*host)
-		return ft_err_set(err, FT_E_INVAL, "rendezvous: no host for rank 0");
 	if (!blob && len)
 		return ft_err_set(err, FT_E_INVAL, "rendezvous: no buffer for %zu bytes", len);
 	if (!(timeout_s > 0))
 		return ft_err_set(err, FT_E_INVAL, "rendezvous: timeout %g s is not positive",
 				  timeout_s);
+	return FT_OK;
+}
+
+int ft_rdzv_share(const char *host, int port, int rank, int world,
+		  void *blob, size_t len, double timeout_s, struct ft_err *err)
+{
+	if (port < 1 || port > 65535)
+		return ft_err_set(err, FT_E_INVAL, "rendezvous: port %d is not in 1..65535", port);
+	int bad = check_args(rank, world, blob, len, timeout_s, err);
+	if (bad)
+		return bad;
+	if (!host || !*host)
+		return ft_err_set(err, FT_E_INVAL, "rendezvous: no host for rank 0");
 	if (world == 1)
 		return FT_OK;
 
@@ -823,4 +847,145 @@ int ft_rdzv_share(const char *host, int port, int rank, int world,
 		return FT_OK;
 	return ft_err_set(err, rc, "rendezvous %s%s%s:%d: rank %d: %s", strchr(host, ':') ? "[" : "",
 			  host, strchr(host, ':') ? "]" : "", port, rank, why);
+}
+
+/* ---- through a shared file ---- */
+
+/* The file: magic, version, world, len (big-endian uint32), then blob. */
+#define RDZV_FILE_HDR 16
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int file_serve(const char *path, int world, const void *blob, size_t len, char *why)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
+		return fail(why, FT_E_INVAL, "the path is too long");
+	unsigned char buf[RDZV_FILE_HDR + FT_RDZV_MAX_LEN];
+	put32(buf, RDZV_MAGIC);
+	put32(buf + 4, RDZV_VERSION);
+	put32(buf + 8, (uint32_t)world);
+	put32(buf + 12, (uint32_t)len);
+	if (len)
+		memcpy(buf + RDZV_FILE_HDR, blob, len);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(why, FT_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
+	int bad = write_all(fd, buf, RDZV_FILE_HDR + len) || fsync(fd);
+	int e = errno;
+	if (close(fd) != 0 && !bad) {
+		bad = 1;
+		e = errno;
+	}
+	/* link, unlike rename, does not replace: an existing path is refused */
+	if (!bad && link(tmp, path) != 0) {
+		e = errno;
+		(void)unlink(tmp);
+		if (e == EEXIST)
+			return fail(why, FT_E_DATA, "it exists already (an earlier job's?): remove "
+				    "it, or name a new file for each job");
+		return fail(why, FT_E_IO, "cannot create it: %s", strerror(e));
+	}
+	if (bad) {
+		(void)unlink(tmp);
+		return fail(why, FT_E_IO, "cannot write '%s': %s", tmp, strerror(e));
+	}
+	if (unlink(tmp) != 0)
+		return fail(why, FT_E_IO, "cannot remove '%s': %s", tmp, strerror(errno));
+	return FT_OK;
+}
+
+/* 1 when path is not there yet, else FT_OK or an error. */
+static int file_read(const char *path, int world, void *blob, size_t len, char *why)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0)
+		return fail(why, FT_E_IO, "cannot open it: %s", strerror(errno));
+	unsigned char buf[RDZV_FILE_HDR + FT_RDZV_MAX_LEN + 1];
+	size_t got = 0;
+	while (got < sizeof buf) {
+		ssize_t r = read(fd, buf + got, sizeof buf - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			(void)close(fd);
+			return fail(why, FT_E_IO, "cannot read it: %s", strerror(e));
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	(void)close(fd);   /* read only: nothing to lose */
+	if (got < RDZV_FILE_HDR || get32(buf) != RDZV_MAGIC)
+		return fail(why, FT_E_PARSE, "it is not a rendezvous file");
+	if (get32(buf + 4) != RDZV_VERSION)
+		return fail(why, FT_E_DATA, "rank 0 wrote version %u of it, this rank reads %u",
+			    (unsigned)get32(buf + 4), RDZV_VERSION);
+	if (get32(buf + 8) != (uint32_t)world)
+		return fail(why, FT_E_DATA, "rank 0 has world size %u, this rank %d",
+			    (unsigned)get32(buf + 8), world);
+	if (get32(buf + 12) != (uint32_t)len || got != RDZV_FILE_HDR + len)
+		return fail(why, FT_E_DATA, "rank 0 shares %u bytes, this rank expects %zu",
+			    (unsigned)get32(buf + 12), len);
+	if (len)
+		memcpy(blob, buf + RDZV_FILE_HDR, len);
+	return FT_OK;
+}
+
+static int file_join(const char *path, int world, void *blob, size_t len, double timeout_s,
+		     double deadline, char *why)
+{
+	double pause = RDZV_RETRY_MIN_S;
+	for (;;) {
+		int rc = file_read(path, world, blob, len, why);
+		if (rc <= 0)
+			return rc;
+		rc = pause_retry(&pause, deadline, why);
+		if (rc == 1)
+			return fail(why, FT_E_IO, "timed out after %g s waiting for rank 0 to write "
+				    "it", timeout_s);
+		if (rc)
+			return rc;
+	}
+}
+
+int ft_rdzv_share_file(const char *path, int rank, int world, void *blob, size_t len,
+		       double timeout_s, struct ft_err *err)
+{
+	int bad = check_args(rank, world, blob, len, timeout_s, err);
+	if (bad)
+		return bad;
+	if (!path || !*path)
+		return ft_err_set(err, FT_E_INVAL, "rendezvous: no file");
+	if (world == 1)
+		return FT_OK;
+	char why[FT_ERR_MSG];
+	int rc = rank == 0 ? file_serve(path, world, blob, len, why)
+			   : file_join(path, world, blob, len, timeout_s, now_s() + timeout_s, why);
+	if (rc == FT_OK)
+		return FT_OK;
+	return ft_err_set(err, rc, "rendezvous file '%s': rank %d: %s", path, rank, why);
+}
+
+int ft_rdzv_remove(const char *path, struct ft_err *err)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		return ft_err_set(err, FT_E_IO, "rendezvous file '%s': cannot remove it: %s", path,
+				  strerror(errno));
+	return FT_OK;
 }

@@ -41,4 +41,20 @@
 int ft_rdzv_share(const char *host, int port, int rank, int world,
 		  void *blob, size_t len, double timeout_s, struct ft_err *err);
 
+/* The same through a file every rank sees (a shared file system), for
+ * where rank 0's port cannot be reached or chosen. Rank 0 writes the header
+ * {magic, version, world, len} and blob to a temporary file, syncs it and
+ * links it to path, which fails if path exists: a file left by an earlier
+ * job would hand out its stale blob, so each job names a new one (with the
+ * job's id in it). The other ranks poll for path until the deadline and
+ * read it, checking magic, version, world and len. Rank 0 removes path
+ * once every rank has read it (for NCCL: once the communicator is up), with
+ * ft_rdzv_remove. Errors as ft_rdzv_share's: FT_E_INVAL for arguments
+ * (path NULL or empty), FT_E_IO for file errors and the timeout, FT_E_DATA
+ * for an existing path on rank 0 or a world or len that differ, FT_E_PARSE
+ * for a file that is not this rendezvous's. */
+int ft_rdzv_share_file(const char *path, int rank, int world, void *blob, size_t len,
+		       double timeout_s, struct ft_err *err);
+int ft_rdzv_remove(const char *path, struct ft_err *err);
+
 #endif

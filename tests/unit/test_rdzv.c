@@ -5,6 +5,9 @@
  * len mismatch, a rank twice and a stranger on either side fail on every
  * rank with a message naming it; a missing rank 0 or missing ranks time
  * out naming them; world 1 returns at once; bad arguments are FT_E_INVAL.
+ * The same through a shared file: every rank gets the id, rank 0 refuses
+ * an existing file, mismatches, a missing rank 0 and a stranger's file
+ * fail with messages naming them.
  * Successful exchanges get a 20 s timeout so a loaded machine does not
  * fail them; only the timeout tests use short ones. */
 #include <dirent.h>
@@ -13,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,7 +120,8 @@ struct party {
 };
 
 /* Forks one rank: it waits delay_s, calls ft_rdzv_share on a blob of its
- * own pattern and writes its outcome to a pipe. */
+ * own pattern (ft_rdzv_share_file for a host "file:PATH") and writes its
+ * outcome to a pipe. */
 static void spawn(struct party *p, const char *host, int port, int rank, int world, size_t len,
 		  double timeout_s, double delay_s)
 {
@@ -136,7 +141,9 @@ static void spawn(struct party *p, const char *host, int port, int rank, int wor
 		pattern(o.blob, len, rank);
 		int open_before = count_fds();
 		double t0 = now_s();
-		o.rc = ft_rdzv_share(host, port, rank, world, o.blob, len, timeout_s, &err);
+		o.rc = strncmp(host, "file:", 5) == 0
+			? ft_rdzv_share_file(host + 5, rank, world, o.blob, len, timeout_s, &err)
+			: ft_rdzv_share(host, port, rank, world, o.blob, len, timeout_s, &err);
 		o.secs = now_s() - t0;
 		o.leaked = count_fds() != open_before;
 		memcpy(o.msg, err.msg, sizeof o.msg);
@@ -453,6 +460,98 @@ static void test_args(void)
 		  ft_rdzv_share("h", 65535, 0, 1, blob, 0, 1, NULL) == FT_OK);
 }
 
+/* ---- through a shared file ---- */
+
+static char dir[] = "/tmp/test_rdzv.XXXXXX";
+
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Names in d besides . and .. */
+static int entries(const char *d)
+{
+	DIR *o = opendir(d);
+	int n = 0;
+	if (!o)
+		return -1;
+	for (struct dirent *e; (e = readdir(o));)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(o);
+	return n;
+}
+
+static void test_file(void)
+{
+	struct party p[MAX_RANKS];
+	unsigned char want[ID_LEN];
+	char host[300], path[280], what[120];
+	struct ft_err err = { 0 };
+
+	snprintf(path, sizeof path, "%s/id", dir);
+	snprintf(host, sizeof host, "file:%s", path);
+	pattern(want, ID_LEN, 0);
+	/* rank 0 last: the others wait for the file */
+	for (int r = 3; r >= 0; r--)
+		spawn(&p[r], host, 0, r, 4, ID_LEN, 20, r == 0 ? 0.3 : 0);
+	for (int r = 0; r < 4; r++) {
+		collect(&p[r]);
+		snprintf(what, sizeof what, "file: rank %d has rank 0's id", r);
+		test_cond(what, p[r].out.rc == FT_OK && memcmp(p[r].out.blob, want, ID_LEN) == 0);
+		if (p[r].out.rc != FT_OK)
+			printf("  rank %d: %d %s\n", r, p[r].out.rc, p[r].out.msg);
+	}
+	test_cond("file: rank 0 leaves the file and no temporary one",
+		  exists(path) && entries(dir) == 1);
+
+	/* the file of an earlier job: rank 0 refuses it, a reader with another
+	 * world says so */
+	spawn(&p[0], host, 0, 0, 4, ID_LEN, 20, 0);
+	collect(&p[0]);
+	test_cond("file: rank 0 refuses an existing file", p[0].out.rc == FT_E_DATA &&
+		  says(&p[0], "exists already") && says(&p[0], path));
+	spawn(&p[1], host, 0, 1, 2, ID_LEN, 20, 0);
+	collect(&p[1]);
+	test_cond("file: a world mismatch names both", p[1].out.rc == FT_E_DATA &&
+		  says(&p[1], "rank 0 has world size 4, this rank 2"));
+	spawn(&p[1], host, 0, 1, 4, 64, 20, 0);
+	collect(&p[1]);
+	test_cond("file: a len mismatch too", p[1].out.rc == FT_E_DATA &&
+		  says(&p[1], "rank 0 shares 128 bytes, this rank expects 64"));
+
+	test_cond("file: rank 0 removes it", ft_rdzv_remove(path, &err) == FT_OK && !exists(path));
+	test_cond("file: removing it twice is fine", ft_rdzv_remove(path, &err) == FT_OK);
+
+	/* no rank 0: a timeout */
+	double t0 = now_s();
+	unsigned char blob[ID_LEN];
+	pattern(blob, ID_LEN, 1);
+	int rc = ft_rdzv_share_file(path, 1, 2, blob, ID_LEN, 0.3, &err);
+	test_cond("file: without rank 0, a timeout", rc == FT_E_IO && strstr(err.msg, "timed out") &&
+		  now_s() - t0 < 10);
+
+	/* something else at path */
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs("not an id\n", f);
+		fclose(f);
+	}
+	rc = ft_rdzv_share_file(path, 1, 2, blob, ID_LEN, 5, &err);
+	test_cond("file: a stranger's file is FT_E_PARSE", rc == FT_E_PARSE &&
+		  strstr(err.msg, "not a rendezvous file"));
+	unlink(path);
+	snprintf(path, sizeof path, "%s/no/such/dir/id", dir);
+	rc = ft_rdzv_share_file(path, 0, 2, blob, ID_LEN, 5, &err);
+	test_cond("file: an unwritable place is FT_E_IO", rc == FT_E_IO &&
+		  strstr(err.msg, "cannot create"));
+	test_cond("file: no path is FT_E_INVAL",
+		  ft_rdzv_share_file("", 0, 2, blob, ID_LEN, 5, &err) == FT_E_INVAL &&
+		  ft_rdzv_share_file(NULL, 0, 2, blob, ID_LEN, 5, &err) == FT_E_INVAL);
+	test_cond("file: world 1 writes nothing",
+		  ft_rdzv_share_file(path, 0, 1, blob, ID_LEN, 5, &err) == FT_OK && !exists(path));
+}
+
 int main(void)
 {
 	/* SIGPIPE stays fatal: the ranks must not raise it (MSG_NOSIGNAL) */
@@ -473,6 +572,12 @@ int main(void)
 	test_missing();
 	test_strangers();
 	test_port_taken();
+	if (mkdtemp(dir)) {
+		test_file();
+		rmdir(dir);
+	} else {
+		test_cond("a temporary directory", false);
+	}
 	test_cond("every rank closed all its sockets", leaky_ranks == 0);
 	return test_report();
 }
