@@ -11,8 +11,8 @@
     are deterministic), from a checkpoint and after SIGINT;
   - the NCCL path: a one-rank job started from RANK/WORLD_SIZE gives the
     plain GPU run's bits (LoRA, full with and without ZeRO-1, ZeRO-1
-    resume); two ranks on one GPU and a rank without its rank 0 end with
-    errors, not hangs. Skipped (and said so) where libnccl.so.2 cannot be
+    resume); two ranks on one GPU (meeting over TCP or through a file) and
+    a rank without its rank 0 end with errors, not hangs. Skipped (and said so) where libnccl.so.2 cannot be
     loaded; FT_REQUIRE_NCCL=1 turns that into a failure.
 
 Without a CUDA device it prints that it was skipped; FT_REQUIRE_CUDA=1
@@ -176,28 +176,33 @@ else:
     check("NCCL: ZeRO-1 resumed at step 12, steps 13-24 identical",
           [r["loss"] for r in steps(metrics("full_nccl_resume"))] ==
           [r["loss"] for r in steps(metrics("full_gpu"))])
-    # two ranks on one GPU: NCCL refuses; both ranks end with an error, no hang
+    # two ranks on one GPU: they meet (over TCP, or through a file), then
+    # NCCL refuses; both ranks end with an error, no hang
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    procs = []
-    for r in range(2):
-        env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, FT_DIST_TIMEOUT="60")
-        procs.append(subprocess.Popen([FT_TRAIN, "train", *COMMON, "--device", "cuda", "-o",
-                                       f"dup{r}", "--max-steps", "2"], env=env,
-                                      stderr=subprocess.PIPE, text=True))
-    t0 = time.time()
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=150)[1])
-        except subprocess.TimeoutExpired:
-            p.kill()
-            outs.append("(hung: killed)")
-    check(f"NCCL: two ranks on one GPU both end with an NCCL error in {time.time() - t0:.0f} s",
-          all(p.returncode == 1 for p in procs) and all("nccl" in o for o in outs),
-          [o[-600:] for o in outs])
+    for how, meet in (("TCP", {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}),
+                      ("a file", {"FT_RDZV_FILE": os.path.abspath("nccl-id")})):
+        procs = []
+        for r in range(2):
+            env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
+                       FT_DIST_TIMEOUT="60", **meet)
+            procs.append(subprocess.Popen([FT_TRAIN, "train", *COMMON, "--device", "cuda", "-o",
+                                           f"dup{r}", "--max-steps", "2"], env=env,
+                                          stderr=subprocess.PIPE, text=True))
+        t0 = time.time()
+        outs = []
+        for p in procs:
+            try:
+                outs.append(p.communicate(timeout=150)[1])
+            except subprocess.TimeoutExpired:
+                p.kill()
+                outs.append("(hung: killed)")
+        check(f"NCCL: two ranks on one GPU, met through {how}, both end with an NCCL error "
+              f"in {time.time() - t0:.0f} s",
+              all(p.returncode == 1 for p in procs) and all("nccl" in o for o in outs) and
+              not any("rendezvous" in o for o in outs), [o[-600:] for o in outs])
+    check("NCCL: rank 0 removed the id's file when it stopped", not os.path.exists("nccl-id"))
     # a rank whose rank 0 never comes: the rendezvous times out with a clear error
     env = dict(os.environ, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=port, FT_DIST_TIMEOUT="3")

@@ -15,6 +15,7 @@ static int joined, rank, size = 1;
 static bool mpi;                /* in an MPI job */
 static bool from_env;           /* started from RANK / WORLD_SIZE */
 static struct ft_comm *comm;    /* CUDA ranks: every collective goes here */
+static const char *rdzv_file;   /* rank 0: the id's file, until all have read it */
 
 /* The rank count a launcher announced: OpenMPI's mpirun, or a PMI launcher
  * (MPICH's mpiexec, srun --mpi=pmi2/pmix); 0 for a launcher that does not
@@ -186,6 +187,11 @@ static void mpi_gather(float *all, const float *mine, const size_t *counts, int 
 static void on_exit_leave(int status, void *arg)
 {
 	(void)arg;
+	if (rdzv_file) {   /* a failed start: the next job must not find the file */
+		struct ft_err err = { 0 };
+		if (ft_rdzv_remove(rdzv_file, &err))
+			ft_warn("%s", err.msg);
+	}
 	if (comm && status != 0) {
 		ft_comm_abort(comm);   /* the peers' collectives fail instead of hanging */
 		comm = NULL;
@@ -243,17 +249,28 @@ void ft_dist_use_nccl(void)
 	if (mpi) {
 		if (size > 1)
 			mpi_bcast(id, sizeof id, 0);
+	} else if (size > 1 && getenv("FT_RDZV_FILE") && *getenv("FT_RDZV_FILE")) {
+		const char *file = getenv("FT_RDZV_FILE");
+		comm_check(ft_rdzv_share_file(file, rank, size, id, sizeof id, t, &err), &err);
+		if (rank == 0)
+			rdzv_file = file;
 	} else if (size > 1) {
 		const char *host = getenv("MASTER_ADDR");
 		if (!host || !*host)
 			ft_die(FT_EXIT_USAGE, "started from the environment with WORLD_SIZE=%d, but "
-			       "MASTER_ADDR (rank 0's host) is not set", size);
+			       "neither MASTER_ADDR (rank 0's host) nor FT_RDZV_FILE is set", size);
 		comm_check(ft_rdzv_share(host, rdzv_port(), rank, size, id, sizeof id, t, &err),
 			   &err);
 	}
 	comm = ft_comm_open(id, rank, size, t, &err);
 	if (!comm)
 		ft_die(FT_EXIT_DATA, "%s", err.msg);
+	/* every rank has joined, so every rank has read the file */
+	if (rdzv_file) {
+		const char *file = rdzv_file;
+		rdzv_file = NULL;
+		comm_check(ft_rdzv_remove(file, &err), &err);
+	}
 }
 
 /* With NCCL every call runs, even for one rank: that is the path a

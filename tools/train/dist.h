@@ -8,7 +8,8 @@
  * (ft_dist_use_nccl, once the CUDA ops are open) and from then on every
  * collective goes over it, on host or device memory alike, even for a job
  * of one rank; NCCL's id reaches the ranks over MPI, or for an environment
- * start over TCP from rank 0 at MASTER_ADDR:MASTER_PORT. Errors: a failed
+ * start over TCP from rank 0 at MASTER_ADDR:MASTER_PORT or through the
+ * shared file FT_RDZV_FILE (lib/rdzv.h). Errors: a failed
  * collective (a dead or hung peer, within FT_DIST_TIMEOUT seconds) stops
  * the rank with a message, and any exit with a non-zero status once in a
  * job (ft_die, usage errors) ends the whole job (MPI_Abort; NCCL's
