@@ -8,7 +8,7 @@
  * when NCCL reports one (a peer's connection lost) or when it has not
  * finished within the communicator's timeout (a peer that died or hangs),
  * instead of waiting forever. Pointers may be host or device memory: host
- * data goes through a device buffer. Counts are elements of the type. */
+ * data goes through the CUDA ops' scratch buffer. Counts are elements of the type. */
 #ifndef FT_COMM_H
 #define FT_COMM_H
 

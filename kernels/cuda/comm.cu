@@ -89,8 +89,6 @@ struct ft_comm {
 	ncclComm_t comm;
 	int rank, world;
 	double timeout_s;
-	void *stage;            /* device buffer for host data */
-	size_t stage_bytes;
 };
 
 static double now_s(void)
@@ -173,20 +171,6 @@ static bool on_device(const void *p)
 		return false;
 	}
 	return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
-}
-
-static void *stage(struct ft_comm *c, size_t bytes)
-{
-	if (bytes <= c->stage_bytes)
-		return c->stage;
-	CUDA_CHECK(cudaStreamSynchronize(ft_cuda_stream));
-	if (c->stage)
-		CUDA_CHECK(cudaFree(c->stage));
-	c->stage = NULL;
-	c->stage_bytes = 0;
-	CUDA_CHECK(cudaMalloc(&c->stage, bytes));
-	c->stage_bytes = bytes;
-	return c->stage;
 }
 
 static size_t type_size(enum ft_comm_type t)
@@ -286,19 +270,24 @@ extern "C" int ft_comm_wait(struct ft_comm *c, struct ft_err *err)
 	return finish(c, "collectives", now_s() + c->timeout_s, err);
 }
 
-extern "C" int ft_comm_sum(struct ft_comm *c, void *x, size_t n, enum ft_comm_type t,
-			   struct ft_err *err)
+/* An in-place collective on x's bytes: queue(d) queues it on device memory
+ * d, which is x, or for host memory a copy of it in the ops' scratch,
+ * copied back after. queue = false: return once it is queued (device
+ * memory only). */
+template <typename F>
+static int in_place(struct ft_comm *c, void *x, size_t bytes, const char *what, bool wait,
+		    struct ft_err *err, F queue)
 {
-	if (!n)
+	if (!bytes)
 		return FT_OK;
-	size_t bytes = n * type_size(t);
 	bool host = !on_device(x);
-	void *d = host ? stage(c, bytes) : x;
+	if (host && !wait)
+		return ft_err_set(err, FT_E_INVAL, "nccl: %s: a queued one wants device memory",
+				  what);
+	void *d = host ? ft_cuda_scratch(bytes) : x;
 	if (host)
 		CUDA_CHECK(cudaMemcpyAsync(d, x, bytes, cudaMemcpyHostToDevice, ft_cuda_stream));
-	if (collective(c, "all-reduce", err, [&] {
-		    return nccl.AllReduce(d, d, n, nccl_type(t), ncclSum, c->comm, ft_cuda_stream);
-	    }))
+	if (collective(c, what, err, [&] { return queue(d); }, wait))
 		return err->code;
 	if (host) {
 		CUDA_CHECK(cudaMemcpyAsync(x, d, bytes, cudaMemcpyDeviceToHost, ft_cuda_stream));
@@ -307,24 +296,20 @@ extern "C" int ft_comm_sum(struct ft_comm *c, void *x, size_t n, enum ft_comm_ty
 	return FT_OK;
 }
 
+extern "C" int ft_comm_sum(struct ft_comm *c, void *x, size_t n, enum ft_comm_type t,
+			   struct ft_err *err)
+{
+	return in_place(c, x, n * type_size(t), "all-reduce", true, err, [&](void *d) {
+		return nccl.AllReduce(d, d, n, nccl_type(t), ncclSum, c->comm, ft_cuda_stream);
+	});
+}
+
 extern "C" int ft_comm_bcast(struct ft_comm *c, void *x, size_t bytes, int root,
 			     struct ft_err *err)
 {
-	if (!bytes)
-		return FT_OK;
-	bool host = !on_device(x);
-	void *d = host ? stage(c, bytes) : x;
-	if (host)
-		CUDA_CHECK(cudaMemcpyAsync(d, x, bytes, cudaMemcpyHostToDevice, ft_cuda_stream));
-	if (collective(c, "broadcast", err, [&] {
-		    return nccl.Broadcast(d, d, bytes, ncclUint8, root, c->comm, ft_cuda_stream);
-	    }))
-		return err->code;
-	if (host) {
-		CUDA_CHECK(cudaMemcpyAsync(x, d, bytes, cudaMemcpyDeviceToHost, ft_cuda_stream));
-		CUDA_CHECK(cudaStreamSynchronize(ft_cuda_stream));
-	}
-	return FT_OK;
+	return in_place(c, x, bytes, "broadcast", true, err, [&](void *d) {
+		return nccl.Broadcast(d, d, bytes, ncclUint8, root, c->comm, ft_cuda_stream);
+	});
 }
 
 extern "C" int ft_comm_allgather(struct ft_comm *c, float *x, const size_t *counts,
@@ -334,38 +319,23 @@ extern "C" int ft_comm_allgather(struct ft_comm *c, float *x, const size_t *coun
 	for (int r = 0; r < c->world; r++)
 		if (counts[r] && displs[r] + counts[r] > end)
 			end = displs[r] + counts[r];
-	if (!end)
-		return FT_OK;
-	bool host = !on_device(x);
-	if (host && queue)
-		return ft_err_set(err, FT_E_INVAL, "nccl: a queued all-gather wants device memory");
-	float *d = host ? (float *)stage(c, end * sizeof *x) : x;
-	if (host)
-		CUDA_CHECK(cudaMemcpyAsync(d, x, end * sizeof *x, cudaMemcpyHostToDevice,
-					   ft_cuda_stream));
 	/* one broadcast per rank, grouped: NCCL's all-gather wants equal parts */
-	if (collective(c, "all-gather", err, [&] {
-		    for (int r = 0; r < c->world; r++) {
-			    if (!counts[r])
-				    continue;
-			    ncclResult_t rc = nccl.Broadcast(d + displs[r], d + displs[r], counts[r],
-							     ncclFloat32, r, c->comm, ft_cuda_stream);
-			    if (rc != ncclSuccess && rc != ncclInProgress)
-				    return rc;
-		    }
-		    return ncclSuccess;
-	    }, !queue))
-		return err->code;
-	if (host) {
-		CUDA_CHECK(cudaMemcpyAsync(x, d, end * sizeof *x, cudaMemcpyDeviceToHost,
-					   ft_cuda_stream));
-		CUDA_CHECK(cudaStreamSynchronize(ft_cuda_stream));
-	}
-	return FT_OK;
+	return in_place(c, x, end * sizeof *x, "all-gather", !queue, err, [&](void *dv) {
+		float *d = (float *)dv;
+		for (int r = 0; r < c->world; r++) {
+			if (!counts[r])
+				continue;
+			ncclResult_t rc = nccl.Broadcast(d + displs[r], d + displs[r], counts[r],
+							 ncclFloat32, r, c->comm, ft_cuda_stream);
+			if (rc != ncclSuccess && rc != ncclInProgress)
+				return rc;
+		}
+		return ncclSuccess;
+	});
 }
 
-/* Gathered in pieces of at most GATHER_CHUNK floats through the device
- * buffer: the whole (all of a model's moments, at a checkpoint) never
+/* Gathered in pieces of at most GATHER_CHUNK floats through the ops'
+ * scratch: the whole (all of a model's moments, at a checkpoint) never
  * needs device memory. The lead takes rank after rank, piece after piece;
  * each rank sends its pieces in the same order. */
 static const size_t GATHER_CHUNK = (size_t)1 << 24;
@@ -385,7 +355,7 @@ extern "C" int ft_comm_gather(struct ft_comm *c, float *all, const float *mine,
 			continue;
 		for (size_t i = 0; i < counts[r]; i += GATHER_CHUNK) {
 			size_t n = counts[r] - i < GATHER_CHUNK ? counts[r] - i : GATHER_CHUNK;
-			float *d = lead || !mine_dev ? (float *)stage(c, n * sizeof *d)
+			float *d = lead || !mine_dev ? (float *)ft_cuda_scratch(n * sizeof *d)
 						     : (float *)mine + i;
 			if (!lead && !mine_dev)
 				CUDA_CHECK(cudaMemcpyAsync(d, mine + i, n * sizeof *d,
@@ -405,15 +375,6 @@ extern "C" int ft_comm_gather(struct ft_comm *c, float *all, const float *mine,
 	return FT_OK;
 }
 
-static void release(struct ft_comm *c)
-{
-	if (c->stage) {
-		cudaError_t e = cudaFree(c->stage);
-		(void)e;   /* leaving anyway: the process ends next */
-	}
-	free(c);
-}
-
 extern "C" int ft_comm_close(struct ft_comm *c, struct ft_err *err)
 {
 	if (!c)
@@ -427,7 +388,7 @@ extern "C" int ft_comm_close(struct ft_comm *c, struct ft_err *err)
 		if (d != ncclSuccess)
 			rc = nccl_error(c, d, "leaving the communicator", err);
 	}
-	release(c);
+	free(c);
 	return rc;
 }
 
@@ -436,5 +397,5 @@ extern "C" void ft_comm_abort(struct ft_comm *c)
 	if (!c)
 		return;
 	nccl.CommAbort(c->comm);
-	release(c);
+	free(c);
 }

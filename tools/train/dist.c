@@ -163,7 +163,10 @@ static void mpi_gather(float *all, const float *mine, const size_t *counts, int 
 	}
 }
 
-#define MPI_BARRIER() check(MPI_Barrier(MPI_COMM_WORLD), "barrier")
+static void mpi_barrier(void)
+{
+	check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+}
 
 #else /* no MPI: a launcher's job cannot be joined; mpi stays false */
 
@@ -180,7 +183,7 @@ static void mpi_gather(float *all, const float *mine, const size_t *counts, int 
 {
 	(void)all; (void)mine; (void)counts; (void)root; (void)displs;
 }
-#define MPI_BARRIER() ((void)0)
+static void mpi_barrier(void) {}
 
 #endif
 
@@ -347,7 +350,7 @@ void ft_dist_barrier(void)
 	if (comm)
 		ft_dist_sum_long(&one, 1);
 	else if (size > 1)
-		MPI_BARRIER();
+		mpi_barrier();
 }
 
 void ft_dist_finalize(void)
